@@ -1,0 +1,86 @@
+"""A rules folder -> checked, compiled campaigns: parse, check, compile, in that order."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import attrs
+
+from dsl import ast
+from dsl.compiler import Plan, compile_campaign
+from dsl.errors import Diagnostic, RulesError
+from dsl.parser import parse_file
+
+
+@attrs.frozen
+class LoadedCampaign:
+    name: str
+    plan: Plan
+    file: str          # file name inside the rules folder, e.g. 'yearend-2025.rules'
+    rules_hash: str    # sha256 of that file's bytes
+    source: str
+
+
+@attrs.frozen
+class RuleSet:
+    rules_dir: Path
+    campaigns: tuple[LoadedCampaign, ...]
+    kinds: tuple[ast.KindDecl, ...]
+    hashes: dict[str, str]  # file name -> sha256 of its content
+
+    def campaign(self, name: str) -> LoadedCampaign | None:
+        return next((c for c in self.campaigns if c.name == name), None)
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rules_files(rules_dir: Path) -> list[Path]:
+    return sorted(p for p in rules_dir.glob("*.rules") if p.is_file())
+
+
+def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
+    """Parse and check files; returns (parsed files with their tables, diagnostics, sources)."""
+    from dsl import checker
+
+    parsed, diagnostics, sources = [], [], {}
+    for path in paths:
+        label = str(path)
+        try:
+            rules = parse_file(path, label)
+        except RulesError as exc:
+            diagnostics.extend(exc.diagnostics)
+            sources.update(exc.sources)
+            continue
+        sources[label] = rules.source
+        found, tables = checker.check(rules, rules_dir or path.parent)
+        diagnostics.extend(found)
+        parsed.append((path, rules, tables))
+    if parsed:
+        diagnostics.extend(checker.check_many([r for _, r, _ in parsed], rules_dir or paths[0].parent))
+    return parsed, diagnostics, sources
+
+
+def load_rules(rules_dir: str | Path) -> RuleSet:
+    """Every `.rules` file of a folder, checked and compiled. RulesError lists every problem."""
+    rules_dir = Path(rules_dir)
+    if not rules_dir.is_dir():
+        raise RulesError([Diagnostic(str(rules_dir), 1, 1, "rules folder not found")])
+    paths = rules_files(rules_dir)
+    if not paths:
+        raise RulesError([Diagnostic(str(rules_dir), 1, 1, "no .rules files in this folder")])
+    parsed, diagnostics, sources = check_files(paths, rules_dir)
+    if diagnostics:
+        raise RulesError(diagnostics, sources)
+    campaigns, kinds, hashes = [], [], {}
+    for path, rules, tables in parsed:
+        digest = file_hash(path)
+        hashes[path.name] = digest
+        kinds.extend(rules.kinds)
+        for c in rules.campaigns:
+            used = {t.name: tables[t.name] for t in c.tables}
+            campaigns.append(LoadedCampaign(c.name, compile_campaign(c, used), path.name, digest, rules.source))
+    campaigns.sort(key=lambda c: c.name)
+    return RuleSet(rules_dir, tuple(campaigns), tuple(kinds), hashes)

@@ -1,0 +1,492 @@
+"""Text -> AST. The grammar is `grammar.lark`; syntax errors are named, not token lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from fractions import Fraction
+from pathlib import Path
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from dsl import ast
+from dsl.errors import Diagnostic, RulesError
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+MAX_SYNTAX_ERRORS = 20
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+# ---------------------------------------------------------------- named syntax errors
+# Each class is recognised by lark's match_examples: a broken snippet that fails in
+# the same parser state as the user's file gives the user's error its name.
+
+class RulesSyntaxError(Exception):
+    """Base of the named syntax errors; its docstring is the message shown."""
+
+    hint: str | None = None
+
+
+class MissingExpression(RulesSyntaxError):
+    """expected a value or condition here"""
+
+    hint = "write a number, a name, a date or an expression such as sum(stream.amount)"
+
+
+class MissingKind(RulesSyntaxError):
+    """an award needs a point kind after its amount"""
+
+    hint = "e.g. `award prize = 500 basic` (kinds: basic, limited, charge_only)"
+
+
+class UnclosedBracket(RulesSyntaxError):
+    """a bracket or parenthesis is not closed"""
+
+    hint = "check that every ( and [ has its ) and ]"
+
+
+class MissingEquals(RulesSyntaxError):
+    """expected '=' after the name"""
+
+    hint = "e.g. `value spend = sum(booking.amount)`"
+
+
+class UnknownClause(RulesSyntaxError):
+    """not a clause of a campaign"""
+
+    hint = ("clauses start with: document, window, budget, entry, every, pay, table, "
+            "stream, value, award, mission")
+
+
+class BadCampaignHeader(RulesSyntaxError):
+    """a campaign starts with `campaign name \"title\"`"""
+
+    hint = 'e.g. `campaign yearend-2025 "年末年始キャンペーン"` (lower-case name with dashes)'
+
+
+class MissingRangeEnd(RulesSyntaxError):
+    """a date or time range needs both ends: `A .. B` or `A ..< B`"""
+
+
+class BadAwardOption(RulesSyntaxError):
+    """expected an award option: when, on, expires or by lottery"""
+
+
+SYNTAX_EXAMPLES: dict[type[RulesSyntaxError], list[str]] = {
+    MissingExpression: [
+        'campaign a "t" value x =',
+        'campaign a "t" value x = 1 +',
+        'campaign a "t" value x = (',
+        'campaign a "t" award p = 1 basic when',
+        'campaign a "t" stream s = e where',
+        'campaign a "t" value x = 1 if',
+        'campaign a "t" value x = a and',
+        'campaign a "t" value x = a >=',
+        'campaign a "t" value x = f(1,',
+        'campaign a "t" value x = 1 value',
+        'campaign a "t" value x = a == value',
+    ],
+    MissingKind: [
+        'campaign a "t" award p = 1 when',
+        'campaign a "t" award p = 1',
+        'campaign a "t" award p = 1 on',
+        'campaign a "t" mission p "x" = 1 expires',
+    ],
+    UnclosedBracket: [
+        'campaign a "t" value x = (1',
+        'campaign a "t" value x = f(1',
+        'campaign a "t" value x = [1',
+        'campaign a "t" value x = (1 award',
+        'campaign a "t" value x = [1, 2 value',
+    ],
+    MissingEquals: [
+        'campaign a "t" value x 1',
+        'campaign a "t" award p 1',
+        'campaign a "t" stream s e',
+        'campaign a "t" value x',
+    ],
+    UnknownClause: [
+        'campaign a "t" foo',
+        'campaign a "t" value x = 1 foo',
+        'campaign a "t" value x = 1 1',
+        'campaign a "t" window 2025-01-01 .. 2025-01-02 foo',
+    ],
+    BadCampaignHeader: [
+        'campaign',
+        'campaign "t"',
+        'campaign a',
+        'campaign a value',
+        'foo',
+    ],
+    MissingRangeEnd: [
+        'campaign a "t" window 2025-01-01',
+        'campaign a "t" window 2025-01-01 ..',
+        'campaign a "t" value x = date in 2025-01-01 ..',
+    ],
+    BadAwardOption: [
+        'campaign a "t" award p = 1 basic foo',
+        'campaign a "t" award p = 1 basic by',
+        'campaign a "t" award p = 1 basic expires',
+    ],
+}
+
+
+def _describe(exc: UnexpectedInput) -> tuple[type[RulesSyntaxError] | None, str]:
+    label = None
+    try:
+        label = exc.match_examples(_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
+    except Exception:  # pragma: no cover - match_examples is best effort
+        label = None
+    if isinstance(exc, UnexpectedCharacters):
+        found = f"unexpected character {exc.char!r}"
+    elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        found = "unexpected end of file"
+    else:
+        token = exc.token
+        found = f"unexpected {token.type.lower() if token.type.isupper() and not token.type.startswith('__') else 'word'} {str(token)!r}"
+    return label, found
+
+
+def _syntax_diagnostic(path: str, exc: UnexpectedInput, source: str) -> Diagnostic:
+    label, found = _describe(exc)
+    line = getattr(exc, "line", None)
+    column = getattr(exc, "column", None)
+    if not isinstance(line, int) or line < 1:
+        lines = source.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    if label is not None:
+        message = f"{label.__doc__} ({found})"
+        hint = label.hint
+    else:
+        message = f"syntax error: {found}"
+        hint = None
+    return Diagnostic(path, line, column or 1, message, hint)
+
+
+# ---------------------------------------------------------------- tree -> AST
+
+def _unquote(token: Token) -> str:
+    body = str(token)[1:-1]
+    return body.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8") if "\\" in body else body
+
+
+def _int(token: Token) -> int:
+    return int(str(token).replace("_", ""))
+
+
+class _Invalid(Exception):
+    """A literal that parses but is not a valid value (e.g. 2025-02-30)."""
+
+    def __init__(self, token: Token, message: str):
+        self.token = token
+        self.message = message
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    """One pass from Lark's tree to frozen AST nodes with spans."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _span(self, meta) -> ast.Span:
+        if getattr(meta, "empty", True):
+            return ast.Span(self.path, 1, 1, 1, 1)
+        return ast.Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tok_span(self, tok: Token) -> ast.Span:
+        return ast.Span(self.path, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+
+    # --- literals
+    def int_lit(self, meta, c):
+        return ast.Literal(_int(c[0]), self._span(meta))
+
+    def percent_lit(self, meta, c):
+        text = str(c[0]).replace("_", "")
+        return ast.Literal(Fraction(text) / 100, self._span(meta))
+
+    def str_lit(self, meta, c):
+        return ast.Literal(_unquote(c[0]), self._span(meta))
+
+    def _date(self, tok: Token) -> dt.date:
+        try:
+            return dt.date.fromisoformat(str(tok))
+        except ValueError:
+            raise _Invalid(tok, f"not a valid date: {tok}") from None
+
+    def date_lit(self, meta, c):
+        return ast.Literal(self._date(c[0]), self._span(meta))
+
+    def time_lit(self, meta, c):
+        text = str(c[0])
+        try:
+            value = dt.time.fromisoformat(text if text.count(":") == 2 else text + ":00")
+        except ValueError:
+            raise _Invalid(c[0], f"not a valid time of day: {text}") from None
+        return ast.Literal(value, self._span(meta))
+
+    def true_lit(self, meta, c):
+        return ast.Literal(True, self._span(meta))
+
+    def false_lit(self, meta, c):
+        return ast.Literal(False, self._span(meta))
+
+    def none_lit(self, meta, c):
+        return ast.Literal(None, self._span(meta))
+
+    def name(self, meta, c):
+        return ast.Name(str(c[0]), self._span(meta))
+
+    def dotted(self, meta, c):
+        return ast.Dotted(str(c[0]), str(c[1]), self._span(meta))
+
+    def call(self, meta, c):
+        args = tuple(a for a in c[1:] if a is not None)
+        return ast.Call(str(c[0]), args, self._span(meta))
+
+    def filtered(self, meta, c):
+        return ast.Filtered(str(c[0]), c[1], self._span(meta))
+
+    def list_lit(self, meta, c):
+        return ast.ListLit(tuple(x for x in c if x is not None), self._span(meta))
+
+    # --- operators
+    def neg(self, meta, c):
+        return ast.Unary("neg", c[0], self._span(meta))
+
+    def not_(self, meta, c):
+        return ast.Unary("not", c[0], self._span(meta))
+
+    def binop(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self._span(meta))
+
+    def and_(self, meta, c):
+        return ast.BinOp("and", c[0], c[1], self._span(meta))
+
+    def or_(self, meta, c):
+        return ast.BinOp("or", c[0], c[1], self._span(meta))
+
+    def compare(self, meta, c):
+        return ast.Compare(str(c[1]), c[0], c[2], self._span(meta))
+
+    def in_(self, meta, c):
+        return ast.Compare("in", c[0], c[1], self._span(meta))
+
+    def not_in(self, meta, c):
+        return ast.Compare("not in", c[0], c[1], self._span(meta))
+
+    def has(self, meta, c):
+        return ast.Compare("has", c[0], c[1], self._span(meta))
+
+    def has_one_of(self, meta, c):
+        return ast.Compare("has one of", c[0], c[1], self._span(meta))
+
+    def in_range(self, meta, c):
+        return ast.InRange(c[0], c[1], c[3], str(c[2]) == "..", self._span(meta))
+
+    def conditional(self, meta, c):
+        return ast.Conditional(c[1], c[0], c[2], self._span(meta))
+
+    def group_sum(self, meta, c):
+        if str(c[0]) != "sum":
+            raise _Invalid(c[0], f"expected `sum over STREAM by FIELD: (...)`, not `{c[0]} over`")
+        return ast.GroupSum(str(c[1]), str(c[2]), c[3], self._span(meta))
+
+    def lookup_cond(self, meta, c):
+        return ast.LookupCond(str(c[0]), str(c[1]), c[2], self._span(meta))
+
+    def lookup(self, meta, c):
+        conds = tuple(x for x in c[2:-1])
+        return ast.Lookup(str(c[0]), str(c[1]), conds, c[-1], self._span(meta))
+
+    # --- declarations
+    def kind_alias(self, meta, c):
+        return ast.KindAlias(_unquote(c[0]), self._date(c[1]), self._span(meta))
+
+    def kind_decl(self, meta, c):
+        return ast.KindDecl(str(c[0]), _unquote(c[1]), tuple(c[2:]), self._span(meta))
+
+    def date_range(self, meta, c):
+        return ast.DateRange(c[0], c[2], str(c[1]) == "..", self._span(meta))
+
+    def document(self, meta, c):
+        return ("document", _unquote(c[0]), self._span(meta))
+
+    def window(self, meta, c):
+        return ("window", c[0], self._span(meta))
+
+    def budget(self, meta, c):
+        return ("budget", ast.Budget(_int(c[0]), str(c[1]), self._span(meta)), self._span(meta))
+
+    def entry(self, meta, c):
+        retro = len(c) > 1
+        return ("entry", ast.EntryRequirement(c[0], retro, self._span(meta)), self._span(meta))
+
+    def cycle(self, meta, c):
+        return ("cycle", ast.Cycle(_int(c[0]), _int(c[1]), self._span(meta)), self._span(meta))
+
+    def payday(self, meta, c):
+        return ("payday", c[0], self._span(meta))
+
+    def table_decl(self, meta, c):
+        return ("table", ast.TableDecl(str(c[0]), _unquote(c[1]), self._span(meta)), self._span(meta))
+
+    def where(self, meta, c):
+        return ("where", c[0])
+
+    def field_def(self, meta, c):
+        return ast.FieldDef(str(c[0]), c[1], self._span(meta))
+
+    def undo(self, meta, c):
+        return ("undo", tuple(str(x) for x in c))
+
+    def stream(self, meta, c):
+        name, etype = str(c[0]), c[1]
+        where, fields, undo = None, [], ()
+        for part in c[2:]:
+            if isinstance(part, ast.FieldDef):
+                fields.append(part)
+            elif part[0] == "where":
+                where = part[1]
+            else:
+                undo = part[1]
+        node = ast.Stream(name, str(etype), where, tuple(fields), undo, self._span(meta), self._tok_span(etype))
+        return ("stream", node, self._span(meta))
+
+    def value(self, meta, c):
+        return ("value", ast.Value(str(c[0]), c[1], self._span(meta)), self._span(meta))
+
+    def when(self, meta, c):
+        return ("when", c[0])
+
+    def pay_fixed(self, meta, c):
+        return ast.PayFixed(self._date(c[0]), self._span(meta))
+
+    def pay_month_after(self, meta, c):
+        return ast.PayMonthAfter(_int(c[0]), c[1], self._span(meta))
+
+    def pay_after_period(self, meta, c):
+        return ast.PayAfterPeriod(_int(c[0]), self._span(meta))
+
+    def expires_on(self, meta, c):
+        return ast.ExpiresOn(self._date(c[0]), self._span(meta))
+
+    def expires_after(self, meta, c):
+        return ast.ExpiresAfter(_int(c[0]), self._span(meta))
+
+    def lottery_seed(self, meta, c):
+        return _unquote(c[0])
+
+    def lottery_winners(self, meta, c):
+        return ast.Lottery(_int(c[0]), c[1] if len(c) > 1 else None, self._span(meta))
+
+    def lottery_budget(self, meta, c):
+        return ast.Lottery(None, c[0] if c else None, self._span(meta))
+
+    def award(self, meta, c):
+        word, name = str(c[0]), str(c[1])
+        rest = list(c[2:])
+        label = None
+        if isinstance(rest[0], Token):
+            label = _unquote(rest.pop(0))
+        amount, kind_tok = rest[0], rest[1]
+        when = pay = expiry = lottery = None
+        for opt in rest[2:]:
+            if isinstance(opt, tuple) and opt[0] == "when":
+                when = opt[1]
+            elif isinstance(opt, (ast.PayFixed, ast.PayMonthAfter, ast.PayAfterPeriod)):
+                pay = opt
+            elif isinstance(opt, (ast.ExpiresOn, ast.ExpiresAfter)):
+                expiry = opt
+            elif isinstance(opt, ast.Lottery):
+                lottery = opt
+        node = ast.Award(name, label, amount, str(kind_tok), when, pay, expiry, lottery,
+                         word == "mission", self._span(meta), self._tok_span(kind_tok))
+        return ("award", node, self._span(meta))
+
+    def campaign(self, meta, c):
+        name, title = str(c[0]), _unquote(c[1])
+        single: dict[str, object] = {}
+        duplicates = []
+        lists: dict[str, list] = {"table": [], "stream": [], "value": [], "award": []}
+        for tag, node, span in c[2:]:
+            if tag in lists:
+                lists[tag].append(node)
+            elif tag in single:
+                duplicates.append((tag, span))
+            else:
+                single[tag] = node
+        return ast.Campaign(
+            name=name, title=title,
+            document=single.get("document"), window=single.get("window"),
+            budget=single.get("budget"), entry=single.get("entry"), cycle=single.get("cycle"),
+            payday=single.get("payday"),
+            tables=tuple(lists["table"]), streams=tuple(lists["stream"]),
+            values=tuple(lists["value"]), awards=tuple(lists["award"]),
+            span=self._span(meta), duplicates=tuple(duplicates),
+        )
+
+    def start(self, meta, c):
+        return list(c)
+
+
+def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
+    """Parse rules text into an AST; raises RulesError with every syntax error found."""
+    errors: list[Diagnostic] = []
+
+    def on_error(exc: UnexpectedInput) -> bool:
+        diag = _syntax_diagnostic(path, exc, source)
+        if not errors or errors[-1].line != diag.line:
+            errors.append(diag)
+        return len(errors) < MAX_SYNTAX_ERRORS
+
+    try:
+        tree = _parser().parse(source, on_error=on_error)
+    except UnexpectedInput as exc:
+        diag = _syntax_diagnostic(path, exc, source)
+        if not errors or errors[-1].line != diag.line:
+            errors.append(diag)
+        tree = None
+    except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
+        errors.append(Diagnostic(path, 1, 1, f"syntax error: {exc}"))
+        tree = None
+    if errors:
+        raise RulesError(errors, {path: source})
+    try:
+        items = ToAst(path).transform(tree)
+    except VisitError as exc:
+        orig = exc.orig_exc
+        if isinstance(orig, _Invalid):
+            tok = orig.token
+            raise RulesError([Diagnostic(path, tok.line, tok.column, orig.message)], {path: source}) from None
+        raise
+    kinds = tuple(i for i in items if isinstance(i, ast.KindDecl))
+    campaigns = tuple(i for i in items if isinstance(i, ast.Campaign))
+    return ast.RulesFile(path, source, kinds, campaigns)
+
+
+def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:
+    """Read and parse one .rules file (UTF-8)."""
+    path = Path(path)
+    label = display or str(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError([Diagnostic(label, 1, 1, "no such rules file")]) from None
+    except UnicodeDecodeError as exc:
+        raise RulesError([Diagnostic(label, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+    except OSError as exc:
+        raise RulesError([Diagnostic(label, 1, 1, f"cannot read: {exc.strerror}")]) from None
+    return parse(source, label)

@@ -1,0 +1,90 @@
+"""What names mean in a rules file: event fields and their types, functions, builtins.
+
+Shared by the checker (to report unknown names and type errors) and the compiler
+(to turn names into SQL columns). The event fields come from the import contract
+(`ledger.event_schema`), so rules and import can never disagree on a field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+
+from ledger import event_schema as es
+
+# Types of the language.
+INT, NUM, BOOL, STR, DATE, TIME, WEEKDAY, LIST, NONE, ANY = (
+    "int", "number", "bool", "text", "date", "time", "weekday", "list", "none", "any",
+)
+NUMERIC = {INT, NUM}
+
+_KIND_TO_TYPE = {
+    es.STR: STR, es.TEXT: STR, es.ENUM: STR, es.MEMBER: STR, es.INT: INT, es.BOOL: BOOL,
+    es.DATE: DATE, es.DATETIME: STR, es.SEGMENT_LIST: LIST,
+}
+
+# Columns derived at import from `at` (Asia/Tokyo), available on every event.
+DERIVED_FIELDS = {"date": DATE, "time": TIME, "weekday": WEEKDAY}
+
+# Event fields stored as their own column in `events`; the rest live in the JSON body.
+COLUMN_FIELDS = {
+    "id": "id", "type": "type", "member": "member", "at": "at", "amount": "amount",
+    "ref": "ref", "date": "day", "time": "time", "weekday": "weekday",
+}
+
+EVENT_TYPES = es.EVENT_TYPES
+UNDO_TYPES = es.REF_TYPES
+
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+# Aggregates over a stream (member scope). Value: result type, or None = type of field.
+AGGREGATES = {
+    "sum": None, "count": INT, "any": BOOL, "all": BOOL, "exists": BOOL,
+    "distinct_days": INT, "count_distinct": INT, "first": None, "last": None,
+    "date_reaching": DATE,
+}
+# `min`/`max` are aggregates with one stream argument, scalar functions otherwise.
+MIN_MAX = {"min", "max"}
+SCALAR_FUNCTIONS = {"min", "max", "abs", "floor", "ceil", "trunc", "round"}
+# Aggregates that need a field (`sum(s.amount)`) rather than a stream (`count(s)`).
+FIELD_AGGREGATES = {"sum", "count_distinct", "first", "last", "date_reaching", "min", "max"}
+STREAM_AGGREGATES = {"count", "exists", "distinct_days"}
+BOOL_AGGREGATES = {"any", "all"}  # either a bool field or a filtered stream
+
+RANGE_NAMES = {"window", "period"}
+
+
+def event_fields(event_type: str) -> dict[str, str]:
+    """Field name -> language type for one event type (envelope and derived included)."""
+    fields = {f.name: _KIND_TO_TYPE[f.kind] for f in es.fields_of(event_type)}
+    fields.update(DERIVED_FIELDS)
+    return fields
+
+
+def literal_type(value) -> str:
+    if value is None:
+        return NONE
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return INT
+    if isinstance(value, Fraction):
+        return NUM
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, dt.date):
+        return DATE
+    if isinstance(value, dt.time):
+        return TIME
+    return ANY
+
+
+def compatible(a: str, b: str) -> bool:
+    """Can values of types a and b be compared?"""
+    if ANY in (a, b) or NONE in (a, b):
+        return True
+    if a in NUMERIC and b in NUMERIC:
+        return True
+    if {a, b} == {WEEKDAY, INT}:
+        return True
+    return a == b

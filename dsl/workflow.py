@@ -1,0 +1,539 @@
+"""`run --until DATE`: every due step of every campaign, in date order, exactly once.
+
+The calendar of a run is built from the rules and the stored events:
+- budget funding on the campaign's first day;
+- checkpoints of each campaign period: its payment dates (fixed, end of cycle, or
+  per member, e.g. "the 18th of the month after the threshold was reached"),
+  then every later day on which an event arrived that can change the result
+  (a late purchase, a cancellation, a refund);
+- redemptions, on their own day after the campaigns' steps;
+- expiry of lots at the end of each day.
+
+At a checkpoint every award is recomputed from the events visible that day and
+compared with what the member was already paid for it; the difference is posted
+as an adjustment (a grant) or a reversal linked to the grant it corrects. So a
+re-run is a no-op, a late event becomes a linked correction, and a run killed
+half-way resumes where it stopped: each checkpoint is one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from typing import Callable, Iterable
+
+import apsw
+import attrs
+
+from dsl import ast
+from dsl.compiler import AwardPlan, MemberEnv, Period, Plan, whole
+from dsl.evaluator import evaluate, install_tables, query_params, window_of
+from dsl.loader import LoadedCampaign, RuleSet
+from ledger import db
+from ledger.accounts import FUNDING, budget_account
+from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
+from ledger.errors import BudgetExceeded, InsufficientPoints, LedgerError
+from ledger.journal import Journal
+from ledger.model import NewEntry
+
+DEFAULT_EXPIRY_MONTHS = {"limited": 6, "basic": 12, "charge_only": 12}
+
+
+class RunError(Exception):
+    """Raised when a run cannot go on (an award amount that is not a whole number, ...)."""
+
+
+@attrs.define
+class CampaignReport:
+    name: str
+    entries: int = 0
+    points: int = 0
+    members: set = attrs.field(factory=set)
+    winners: int = 0
+    draws: int = 0
+    reversals: int = 0
+    reversed_points: int = 0
+    refused: list = attrs.field(factory=list)
+
+
+@attrs.define
+class RunReport:
+    until: dt.date
+    watermark: int
+    campaigns: dict = attrs.field(factory=dict)
+    redemptions: int = 0
+    redeemed_points: int = 0
+    refused_redemptions: list = attrs.field(factory=list)
+    expiries: int = 0
+    expired_points: int = 0
+    entries: int = 0
+
+    def campaign(self, name: str) -> CampaignReport:
+        return self.campaigns.setdefault(name, CampaignReport(name))
+
+
+# ---------------------------------------------------------------- dates of a campaign
+
+def period_pay_date(pay: ast.PayDate | None, plan: Plan, period: Period) -> dt.date | None:
+    """The payment date of an award when it does not depend on the member."""
+    if isinstance(pay, ast.PayFixed):
+        return pay.date
+    if isinstance(pay, ast.PayAfterPeriod):
+        end = period.end
+        if end.day < pay.day:
+            return end.replace(day=min(pay.day, end_of_month(end.year, end.month).day))
+        return day_of_month_after(end, 1, pay.day)
+    if pay is None:
+        _, wend = window_of(plan)
+        end = period.end or wend
+        return end_of_month_after(end, 1) if end else None
+    return None
+
+
+def member_pay_date(award: AwardPlan, plan: Plan, period: Period, env: MemberEnv) -> dt.date | None:
+    if isinstance(award.pay, ast.PayMonthAfter):
+        after = award.pay_after(env)
+        if after is None:
+            return None
+        if not isinstance(after, dt.date):
+            after = dt.date.fromisoformat(str(after)[:10])
+        return day_of_month_after(after, 1, award.pay.day)
+    return period_pay_date(award.pay, plan, period)
+
+
+def expiry_date(award: AwardPlan, pay_date: dt.date) -> dt.date:
+    if isinstance(award.expiry, ast.ExpiresOn):
+        return award.expiry.date
+    months = award.expiry.months if isinstance(award.expiry, ast.ExpiresAfter) else DEFAULT_EXPIRY_MONTHS.get(award.kind, 12)
+    return end_of_month_after(pay_date, months)
+
+
+def periods_of(conn, plan: Plan, until: dt.date, wm: int) -> list[Period]:
+    c = plan.campaign
+    if c.cycle is None:
+        lo, hi = window_of(plan)
+        return [Period("main", lo, hi)]
+    marks = ", ".join("?" for _ in plan.types)
+    days = conn.execute(
+        f"SELECT DISTINCT day FROM events WHERE type IN ({marks}) AND day <= ? AND seq <= ?",
+        (*plan.types, until.isoformat(), wm),
+    )
+    ends = set()
+    for (day,) in days:
+        d = dt.date.fromisoformat(day)
+        if d.day <= c.cycle.end_day:
+            ends.add((d.year, d.month))
+        else:
+            ends.add((d + dt.timedelta(days=32 - d.day)).timetuple()[:2])
+    out = []
+    for year, month in sorted(ends):
+        end = dt.date(year, month, c.cycle.end_day)
+        start = day_of_month_after(end, -1, c.cycle.start_day)
+        out.append(Period(f"{year:04d}-{month:02d}", start, end))
+    return out
+
+
+@attrs.frozen
+class Checkpoint:
+    day: dt.date
+    campaign: str
+    period: Period
+    members: tuple[str, ...] | None  # None: everyone
+
+
+def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.date, wm: int) -> dict[dt.date, set]:
+    """Days after `after` with an event that may change this period's awards, and whose members."""
+    install_tables(conn, plan)
+    params = query_params(plan, period, until, wm, None)
+    params.update(after=after.isoformat(), until=until.isoformat())
+    any_match = " OR ".join(f"({sql})" for sql in plan.match_sql.values())
+    out: dict[dt.date, set] = defaultdict(set)
+    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.day > :after AND e.day <= :until "
+           f"AND e.seq <= :wm AND ({any_match})")
+    for day, member in conn.execute(sql, params):
+        out[dt.date.fromisoformat(day)].add(member)
+    if plan.undo_types:
+        # The cancelled event no longer matches its stream (it is undone), so test
+        # the stream's predicate without its undo clause.
+        marks = ", ".join(f"'{t}'" for t in plan.undo_types)  # fixed names from the schema
+        as_before = " OR ".join(f"({_without_undo(plan, name)})" for name in plan.match_sql)
+        sql = (f"SELECT DISTINCT u.day, u.member FROM events u JOIN events e ON e.id = u.ref "
+               f"WHERE u.type IN ({marks}) AND u.day > :after AND u.day <= :until AND u.seq <= :wm "
+               f"AND e.seq <= :wm AND ({as_before})")
+        for day, member in conn.execute(sql, params):
+            out[dt.date.fromisoformat(day)].add(member)
+    return out
+
+
+def _without_undo(plan: Plan, name: str) -> str:
+    sql = plan.match_sql[name]
+    cut = sql.find(" AND NOT EXISTS (SELECT 1 FROM events")
+    return sql if cut < 0 else sql[:cut] + _after_undo(sql, cut)
+
+
+def _after_undo(sql: str, cut: int) -> str:
+    # drop the balanced `NOT EXISTS (...)` clause that starts at `cut`
+    i = sql.index("(", cut)
+    depth = 0
+    for j in range(i, len(sql)):
+        depth += sql[j] == "("
+        depth -= sql[j] == ")"
+        if depth == 0:
+            return sql[j + 1:]
+    return ""
+
+
+# ---------------------------------------------------------------- the run
+
+class Runner:
+    """Executes one `run --until` over a rule set; see the module docstring."""
+
+    def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
+                 progress: Callable[[int, int], None] | None = None):
+        self.conn = conn
+        self.rules = rules
+        self.until = until
+        self.journal = Journal(conn)
+        self.recorded = until.isoformat()
+        self.progress = progress
+        self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self.report = RunReport(until, self.wm)
+
+    # --- calendar
+    def agenda(self) -> dict[dt.date, list]:
+        days: dict[dt.date, list] = defaultdict(list)
+        for lc in self.rules.campaigns:
+            plan = lc.plan
+            if plan.campaign.budget is not None:
+                lo, _ = window_of(plan)
+                fund_day = lo or self.until
+                if fund_day <= self.until:
+                    days[fund_day].append(("fund", lc))
+            for period in periods_of(self.conn, plan, self.until, self.wm):
+                for cp in self.checkpoints(lc, period):
+                    days[cp.day].append(("checkpoint", lc, cp))
+        for (day,) in self.conn.execute(
+                "SELECT DISTINCT day FROM events WHERE type = 'redemption' AND day <= ? AND seq <= ?",
+                (self.until.isoformat(), self.wm)):
+            days[dt.date.fromisoformat(day)].append(("redeem",))
+        return days
+
+    def checkpoints(self, lc: LoadedCampaign, period: Period) -> list[Checkpoint]:
+        plan = lc.plan
+        fixed = {period_pay_date(a.pay, plan, period) for a in plan.awards.values()
+                 if not isinstance(a.pay, ast.PayMonthAfter)}
+        fixed.discard(None)
+        per_member: dict[dt.date, set] = defaultdict(set)
+        if any(isinstance(a.pay, ast.PayMonthAfter) for a in plan.awards.values()):
+            for env in evaluate(self.conn, plan, period, self.until, self.wm):
+                for a in plan.awards.values():
+                    if isinstance(a.pay, ast.PayMonthAfter) and a.when(env):
+                        d = member_pay_date(a, plan, period, env)
+                        if d is not None:
+                            per_member[d].add(env.member)
+        candidates = [d for d in list(fixed) + list(per_member) if d <= self.until]
+        if not candidates:
+            return []
+        first = min(candidates)
+        out = {d: None for d in fixed if d <= self.until}
+        for d, members in per_member.items():
+            if d <= self.until and d not in out:
+                out[d] = set(members)
+            elif d in out and out[d] is not None:
+                out[d] |= members
+        for d, members in relevant_days(self.conn, plan, period, first, self.until, self.wm).items():
+            if d not in out:
+                out[d] = set(members)
+            elif out[d] is not None:
+                out[d] |= members
+        return [Checkpoint(d, lc.name, period, None if m is None else tuple(sorted(m)))
+                for d, m in sorted(out.items())]
+
+    def run(self) -> RunReport:
+        days = self.agenda()
+        order = sorted(days)
+        total = sum(len(v) for v in days.values()) + 1
+        done = 0
+        for day in order:
+            self.expire(day - dt.timedelta(days=1))
+            for task in sorted(days[day], key=_task_order):
+                if task[0] == "fund":
+                    self.fund(task[1], day)
+                elif task[0] == "checkpoint":
+                    self.checkpoint(task[1], task[2])
+                else:
+                    self.redeem(day)
+                done += 1
+                if self.progress:
+                    self.progress(done, total)
+            self.expire(day)
+        self.expire(self.until)
+        self.mark()
+        if self.progress:
+            self.progress(total, total)
+        return self.report
+
+    # --- steps
+    def fund(self, lc: LoadedCampaign, day: dt.date) -> None:
+        b = lc.plan.campaign.budget
+        key = f"fund:{lc.name}:{b.kind}"
+        if self.journal.entry_by_key(key) is None:
+            self.journal.fund_budget(lc.name, b.kind, b.amount, day, recorded=self.recorded)
+            self.report.entries += 1
+
+    def redeem(self, day: dt.date) -> None:
+        rows = list(self.conn.execute(
+            "SELECT id, member, body FROM events WHERE type = 'redemption' AND day = ? AND seq <= ? "
+            "ORDER BY at, seq", (day.isoformat(), self.wm)))
+        for event_id, member, body in rows:
+            key = f"redeem:{event_id}"
+            if self.journal.entry_by_key(key) is not None:
+                continue
+            data = json.loads(body)
+            try:
+                self.journal.redeem(member, data["points"], data["use"], day, key=key,
+                                    events=(event_id,), recorded=self.recorded)
+                self.report.redemptions += 1
+                self.report.redeemed_points += data["points"]
+            except InsufficientPoints as exc:
+                self.journal.append([NewEntry(
+                    key=key, effective=day, postings=(), recorded=self.recorded, step="redeem",
+                    events=(event_id,), memo={"refused": str(exc), "member": member,
+                                              "points": data["points"], "use": data["use"]})])
+                self.report.refused_redemptions.append((event_id, member, str(exc)))
+            self.report.entries += 1
+
+    def expire(self, as_of: dt.date) -> None:
+        if as_of > self.until:
+            return
+        written = self.journal.expire(as_of, recorded=self.recorded)
+        for e in written:
+            self.report.expiries += 1
+            self.report.expired_points += sum(p.amount for p in e.postings if p.account == "system:expired")
+        self.report.entries += len(written)
+
+    def mark(self) -> None:
+        key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
+        if self.journal.entry_by_key(key) is None:
+            self.journal.append([NewEntry(
+                key=key, effective=self.until, postings=(), recorded=self.recorded, step="run",
+                memo={"until": self.until.isoformat(), "watermark": self.wm,
+                      "rules": dict(sorted(self.rules.hashes.items()))})])
+
+    # --- a campaign checkpoint: one transaction
+    def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
+        with db.transaction(self.conn):
+            Checkpointer(self, lc, cp).run()
+
+
+def _task_order(task) -> tuple:
+    rank = {"fund": 0, "checkpoint": 1, "redeem": 2}[task[0]]
+    return (rank, task[1].name if len(task) > 1 else "")
+
+
+def _digest(hashes: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()
+
+
+class Checkpointer:
+    """Recomputes one campaign period at one date and posts the differences."""
+
+    def __init__(self, runner: Runner, lc: LoadedCampaign, cp: Checkpoint):
+        self.r = runner
+        self.j = runner.journal
+        self.lc = lc
+        self.plan = lc.plan
+        self.cp = cp
+        self.report = runner.report.campaign(lc.name)
+        self.paid, self.grants, self.draws = self.load_state()
+        budget = self.plan.campaign.budget
+        self.budget_kind = budget.kind if budget else None
+
+    def load_state(self):
+        """Net points paid per (award, member) up to this checkpoint's date, their grant
+        entries, and the lottery draws (whatever their date: a draw happens once)."""
+        paid: dict[tuple[str, str], int] = defaultdict(int)
+        grants: dict[tuple[str, str], list] = defaultdict(list)
+        draws: dict[str, dict] = {}
+        prefix = f"{self.cp.period.id}:"
+        rows = self.r.conn.execute(
+            "SELECT e.seq, e.step, e.reverses, e.memo, "
+            "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
+            " AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')), 0) "
+            "FROM entries e WHERE e.campaign = ? AND e.step >= ? AND e.step < ? "
+            "AND (e.effective <= ? OR e.step LIKE '%:draw') ORDER BY e.seq",
+            (self.lc.name, prefix, self.cp.period.id + ";", self.cp.day.isoformat()))
+        for seq, step, reverses, memo, net in rows:
+            award = step[len(prefix):]
+            memo = json.loads(memo)
+            if award.endswith(":draw"):
+                draws[award[:-5]] = memo
+                continue
+            member = memo.get("member")
+            if member is None:
+                continue
+            paid[(award, member)] += net
+            if reverses is None and net > 0:
+                grants[(award, member)].append([seq, net])
+            elif reverses is not None:
+                for g in grants[(award, member)]:
+                    if g[0] == reverses:
+                        g[1] += net
+        return paid, grants, draws
+
+    def run(self) -> None:
+        cp = self.cp
+        members = cp.members
+        envs: Iterable[MemberEnv]
+        if members is None:
+            envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm)
+        else:
+            envs = (env for m in members
+                    for env in evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm, member=m))
+        lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
+        pending_draw = {a.name: [] for a in lotteries
+                        if a.name not in self.draws and self._due_fixed(a)}
+        for env in envs:
+            for award in self.plan.awards.values():
+                if award.lottery is not None:
+                    if award.name in pending_draw:
+                        target = self.target(award, env)
+                        if target:
+                            pending_draw[award.name].append((env.member, target, env))
+                        continue
+                    draw = self.draws.get(award.name)
+                    if draw is None or env.member not in set(draw.get("winners", ())):
+                        continue
+                self.settle(award, env)
+        for name, candidates in pending_draw.items():
+            self.draw(self.plan.awards[name], candidates)
+
+    def _due_fixed(self, award: AwardPlan) -> bool:
+        d = period_pay_date(award.pay, self.plan, self.cp.period)
+        return d is not None and d <= self.cp.day
+
+    def target(self, award: AwardPlan, env: MemberEnv) -> int:
+        if not award.when(env):
+            return 0
+        amount = whole(award.amount(env))
+        if amount is None:
+            return 0
+        if not isinstance(amount, int):
+            raise RunError(
+                f"{self.lc.file}: award {award.name} of member {env.member} is {float(amount):g} points, "
+                f"not a whole number: round it with floor(), ceil(), trunc() or round()")
+        return max(amount, 0)
+
+    def settle(self, award: AwardPlan, env: MemberEnv, pay_date: dt.date | None = None) -> None:
+        key = (award.name, env.member)
+        paid = self.paid.get(key, 0)
+        if pay_date is None:
+            pay_date = member_pay_date(award, self.plan, self.cp.period, env)
+        due = pay_date is not None and pay_date <= self.cp.day
+        if not due and not paid and not self.grants.get(key):
+            return
+        target = self.target(award, env)
+        if pay_date is None:  # was paid, no longer has a payment date: recompute to zero
+            target = 0
+        delta = target - paid
+        if delta > 0:
+            self.grant(award, env.member, delta, target, pay_date or self.cp.day)
+        elif delta < 0:
+            self.take_back(award, env.member, -delta, target)
+
+    def _base_key(self, award: AwardPlan, member: str) -> str:
+        # The watermark (last event seen) makes a later correction at the same date a
+        # new entry, while a re-run over the same events reuses the same keys.
+        return (f"{self.lc.name}:{self.cp.period.id}:{award.name}:{member}:"
+                f"{self.cp.day.isoformat()}@{self.r.wm}")
+
+    def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date) -> bool:
+        source = budget_account(self.lc.name) if award.kind == self.budget_kind else FUNDING
+        step = f"{self.cp.period.id}:{award.name}"
+        key = "award:" + self._base_key(award, member)
+        memo = {"member": member, "award": award.name, "period": self.cp.period.id,
+                "target": target, "label": award.label}
+        try:
+            entry = self.j.grant(member, award.kind, amount, expiry_date(award, pay_date), self.cp.day,
+                                 key=key, source=source, campaign=self.lc.name, rule=self.lc.file,
+                                 rules_hash=self.lc.rules_hash, step=step, memo=memo,
+                                 recorded=self.r.recorded)
+        except BudgetExceeded as exc:
+            self.refuse(award, member, amount, str(exc))
+            return False
+        self.paid[(award.name, member)] = self.paid.get((award.name, member), 0) + amount
+        self.grants.setdefault((award.name, member), []).append([entry.seq, amount])
+        self.report.entries += 1
+        self.report.points += amount
+        self.report.members.add(member)
+        self.r.report.entries += 1
+        return True
+
+    def refuse(self, award: AwardPlan, member: str, amount: int, reason: str) -> None:
+        key = "refused:" + self._base_key(award, member)
+        if self.j.entry_by_key(key) is None:
+            self.j.append([NewEntry(
+                key=key, effective=self.cp.day, postings=(), recorded=self.r.recorded,
+                campaign=self.lc.name, rule=self.lc.file, rules_hash=self.lc.rules_hash,
+                step=f"{self.cp.period.id}:{award.name}:refused",
+                memo={"member": member, "award": award.name, "points": amount, "refused": reason})])
+        self.report.refused.append((member, award.name, amount, reason))
+
+    def take_back(self, award: AwardPlan, member: str, amount: int, target: int) -> None:
+        grants = self.grants.get((award.name, member), [])
+        n = 0
+        for g in reversed(grants):  # newest grant first
+            if amount <= 0:
+                break
+            take = min(g[1], amount)
+            if take <= 0:
+                continue
+            n += 1
+            key = "reverse:" + self._base_key(award, member) + (f":{n}" if n > 1 else "")
+            self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.r.recorded,
+                           memo={"member": member, "award": award.name, "period": self.cp.period.id,
+                                 "target": target})
+            g[1] -= take
+            amount -= take
+            self.paid[(award.name, member)] -= take
+            self.report.reversals += 1
+            self.report.reversed_points += take
+            self.report.entries += 1
+            self.r.report.entries += 1
+
+    def draw(self, award: AwardPlan, candidates: list[tuple[str, int, MemberEnv]]) -> None:
+        """The lottery: a seeded, recorded order; winners paid in that order."""
+        names = sorted(m for m, _, _ in candidates)
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        day = period_pay_date(award.pay, self.plan, self.cp.period)
+        seed = award.lottery.seed or hashlib.sha256(
+            f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
+        order = sorted(names, key=lambda m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest())
+        amounts = {m: t for m, t, _ in candidates}
+        winners: list[str] = []
+        if award.lottery.winners is not None:
+            winners = order[: award.lottery.winners]
+        else:  # within budget: in draw order while the full award still fits
+            left = self.j.account_balance(budget_account(self.lc.name), award.kind)
+            for m in order:
+                if amounts[m] > left:
+                    break
+                winners.append(m)
+                left -= amounts[m]
+        self.j.append([NewEntry(
+            key=f"draw:{self.lc.name}:{self.cp.period.id}:{award.name}", effective=self.cp.day,
+            postings=(), recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
+            rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}:draw",
+            memo={"award": award.name, "seed": seed, "candidates_digest": digest,
+                  "candidates": len(names), "order": order, "winners": winners,
+                  "rule": (f"{award.lottery.winners} winners" if award.lottery.winners is not None
+                           else "draw order within budget")})])
+        self.draws[award.name] = {"winners": winners}
+        self.report.draws += 1
+        self.report.winners += len(winners)
+        self.r.report.entries += 1
+        envs = {m: env for m, _, env in candidates}
+        for m in winners:
+            self.settle(award, envs[m], pay_date=day)

@@ -1,0 +1,1 @@
+"""The double-entry points ledger: events, journal, lots, balances, verify."""

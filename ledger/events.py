@@ -1,0 +1,530 @@
+"""Event import: JSON Lines and CSV files -> the append-only `events` table.
+
+An import is all-or-nothing for the whole call: every line of every file is
+checked against the contract (`ledger.event_schema`), every problem is
+collected as a `file:line: reason` string, and only if there is none are the
+new events written -- in one transaction, in file order, hash-chained like the
+journal (`hash = sha256(prev_hash + body)`, the first `prev_hash` is 64 zeros).
+
+An event whose id is already stored (or seen earlier in the same call) with
+the same normalised content is skipped, so re-importing a file is a no-op; the
+same id with other content is an error.
+
+How it stays fast and bounded in memory: files are streamed line by line;
+valid events are written in chunks inside a savepoint as they come (so that
+duplicate ids and refs are found with one indexed query per chunk, never one
+per row), and the savepoint is rolled back at the end if anything was wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+from typing import Any, Iterable, Iterator
+
+import apsw
+import attrs
+
+from ledger.db import transaction
+from ledger.event_schema import (
+    ALL_FIELDS,
+    CSV_CONVERTERS,
+    ENVELOPE,
+    EVENT_TYPES,
+    normalise,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "EVENT_TYPES",
+    "EventError",
+    "FileReport",
+    "ImportReport",
+    "canonical_json",
+    "detect_format",
+    "event_hash",
+    "import_files",
+    "import_records",
+    "iter_events",
+    "normalise",
+    "read_records",
+]
+
+GENESIS_HASH = "0" * 64
+CHUNK = 5000  # events written (and looked up) per round trip
+IMPORT_CACHE_KIB = -65536  # PRAGMA cache_size during an import (64 MiB)
+
+JSONL_EXTENSIONS = (".jsonl", ".json", ".ndjson")
+CSV_EXTENSIONS = (".csv",)
+
+_INSERT = (
+    "INSERT INTO events(id, type, member, at, day, time, weekday, amount, ref,"
+    " body, source, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_LOOKUP = "SELECT id, body, source FROM events WHERE id IN (SELECT value FROM json_each(?))"
+_EXISTS = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
+
+
+class EventError(Exception):
+    """Raised when an events file cannot be read at all."""
+
+
+@attrs.frozen
+class FileReport:
+    """What one file (or one `import_records` batch) contributed."""
+
+    path: str
+    format: str  # 'jsonl', 'csv' or 'records'
+    records: int  # non-blank lines/rows read
+    added: int
+    skipped: int
+    errors: tuple[str, ...]
+
+
+@attrs.frozen
+class ImportReport:
+    """The outcome of one import call. With any error, nothing was written
+    (added and skipped are then 0)."""
+
+    added: int
+    skipped: int
+    errors: tuple[str, ...]
+    per_file: tuple[FileReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def canonical_json(value: Any) -> str:
+    """Compact, sorted-key JSON: the form events are stored and hashed in."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _make_fast_canonical():
+    """canonical_json for normalised events (str, int, bool, None, lists of
+    str), through the C encoder built once instead of once per call."""
+    from json import encoder
+
+    make = getattr(encoder, "c_make_encoder", None)
+    if make is None:
+        return canonical_json
+    enc = make(None, None, encoder.encode_basestring, None, ":", ",", True, False, True)
+    join = "".join
+    return lambda value: join(enc(value, 0))
+
+
+_canonical = _make_fast_canonical()
+
+
+def event_hash(prev_hash: str, body: str) -> str:
+    """The chain hash of an events row: sha256 over prev_hash + body, hex."""
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'jsonl' or 'csv': by extension, otherwise by the first non-blank character."""
+    name = os.fspath(path).lower()
+    if name.endswith(JSONL_EXTENSIONS):
+        return "jsonl"
+    if name.endswith(CSV_EXTENSIONS):
+        return "csv"
+    with _open(path) as f:
+        while True:
+            block = f.read(65536)
+            if not block:
+                return "jsonl"
+            text = block.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if text:
+                return "jsonl" if text[:1] == b"{" else "csv"
+
+
+def _open(path: str | os.PathLike):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise EventError("no such file") from None
+    except IsADirectoryError:
+        raise EventError("is a directory, not an events file") from None
+    except PermissionError:
+        raise EventError("permission denied") from None
+    except OSError as exc:
+        raise EventError(f"cannot open: {exc.strerror or exc}") from None
+
+
+def read_records(path: str | os.PathLike, fmt: str | None = None) -> Iterator[tuple[int, Any, Any]]:
+    """Parse an events file lazily, without checking the contract.
+
+    Yields (line, record, extra) with 1-based line numbers. If record is None,
+    extra is the reason the line (or the CSV header) is bad. Otherwise extra
+    is None (JSONL) or, for a CSV row, the frozenset of envelope columns the
+    header lacks (already reported once at the header's line).
+    Raises EventError if the file cannot be read at all.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path)
+    if fmt == "csv":
+        return _read_csv(path)
+    raise ValueError(f"unknown events format {fmt!r}")
+
+
+def _read_jsonl(path) -> Iterator[tuple[int, Any, Any]]:
+    loads = json.loads
+    raw_decode = json.JSONDecoder().raw_decode  # json.loads minus its wrapper
+    with _open(path) as f:
+        n = 0
+        for raw in f:
+            n += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EventError(f"not UTF-8 text (line {n}, byte {exc.start + 1})") from None
+            try:  # the common case: an object, then only the line break
+                record, end = raw_decode(text)
+                if end == len(text) or text[end:].isspace():
+                    yield n, record, None
+                    continue
+            except (ValueError, RecursionError):
+                pass
+            try:  # anything else, through json.loads for its exact error message
+                record = loads(text)
+            except json.JSONDecodeError as exc:
+                if n == 1 and text.startswith("\ufeff"):
+                    text = text[1:]
+                    try:
+                        record = loads(text)
+                    except json.JSONDecodeError as exc2:
+                        exc = exc2
+                    else:
+                        yield n, record, None
+                        continue
+                text = text.rstrip()
+                if not text:
+                    continue
+                try:  # again without the line break, for the column of the problem
+                    loads(text)
+                except json.JSONDecodeError as exc2:
+                    exc = exc2
+                except (ValueError, RecursionError):
+                    pass
+                yield n, None, f"invalid JSON: {exc.msg} (col {exc.colno})"
+                continue
+            except ValueError as exc:  # e.g. an integer with too many digits
+                yield n, None, f"invalid JSON: {exc}"
+                continue
+            except RecursionError:
+                yield n, None, "invalid JSON: nested too deeply"
+                continue
+            yield n, record, None
+
+
+_ENVELOPE_NAMES = tuple(f.name for f in ENVELOPE)
+_KNOWN_COLUMNS = frozenset(ALL_FIELDS)
+
+
+def _utf8_lines(f) -> Iterator[str]:
+    n = 0
+    for raw in f:
+        n += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(f"not UTF-8 text (line {n}, byte {exc.start + 1})") from None
+        if n == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield text
+
+
+def _read_csv(path) -> Iterator[tuple[int, Any, Any]]:
+    with _open(path) as f:
+        reader = csv.reader(_utf8_lines(f))
+        prev_line = 0
+        header: list[str] | None = None
+        plan: list[tuple[int, str, Any]] = []
+        ncols = 0
+        missing: frozenset[str] = frozenset()
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, None, f"bad CSV: {exc}"
+                prev_line = reader.line_num
+                continue
+            line = prev_line + 1
+            prev_line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = [name.strip() for name in row]
+                ncols = len(header)
+                seen: set[str] = set()
+                unknown = []
+                for i, name in enumerate(header):
+                    if not name:
+                        yield line, None, _HeaderProblem(f"empty column name (column {i + 1})")
+                    elif name in seen:
+                        yield line, None, _HeaderProblem(f"duplicate column {name!r}")
+                    elif name not in _KNOWN_COLUMNS:
+                        unknown.append(name)
+                    else:
+                        plan.append((i, name, CSV_CONVERTERS[name]))
+                    seen.add(name)
+                if unknown:
+                    names = ", ".join(repr(u) for u in unknown)
+                    yield line, None, _HeaderProblem(
+                        f"unknown column{'s' if len(unknown) > 1 else ''} {names}"
+                        f" (known columns: {', '.join(ALL_FIELDS)})"
+                    )
+                absent = [n for n in _ENVELOPE_NAMES if n not in seen]
+                for name in absent:
+                    yield line, None, _HeaderProblem(f"missing column {name!r} (required for every event)")
+                missing = frozenset(absent)
+                continue
+            if len(row) > ncols and any(cell.strip() for cell in row[ncols:]):
+                yield line, None, f"{len(row)} cells, but the header has {ncols} columns"
+                continue
+            record: dict[str, Any] = {}
+            width = len(row)
+            for i, name, convert in plan:
+                if i < width:
+                    cell = row[i].strip()
+                    if cell:
+                        record[name] = convert(cell)
+            yield line, record, missing
+
+
+# --------------------------------------------------------------------------- importing
+
+
+class _Abort(Exception):
+    pass
+
+
+class _HeaderProblem(str):
+    """A reason about a CSV header: not a record, so not counted as one."""
+
+
+_weekdays: dict[str, int] = {}
+
+
+class _Batch:
+    """The state of one import call: counts, errors, the chunk being built."""
+
+    def __init__(self, conn: apsw.Connection, nfiles: int) -> None:
+        self.conn = conn
+        self.errors: list[tuple[int, int, int, str]] = []  # (file, line, order, text)
+        self.chunk: list[tuple] = []
+        self.unresolved: list[tuple[str, int, int, str]] = []  # (ref, file, line, loc)
+        self.bad_ids: set[str] = set()
+        self.records = [0] * nfiles
+        self.added = [0] * nfiles
+        self.skipped = [0] * nfiles
+        row = conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self.prev_hash = row[0] if row else GENESIS_HASH
+
+    def error(self, fi: int, line: int, text: str) -> None:
+        self.errors.append((fi, line, len(self.errors), text))
+
+    def add(self, fi: int, line: int, loc: str, record: Any, ignore_missing=frozenset()) -> None:
+        self.records[fi] += 1
+        event, reasons = normalise(record, ignore_missing)
+        if event is None:
+            for reason in reasons:
+                self.error(fi, line, f"{loc}: {reason}")
+            if type(record) is dict and type(record.get("id")) is str:
+                self.bad_ids.add(record["id"])
+            return
+        body = _canonical(event)
+        try:
+            body_bytes = body.encode()
+        except UnicodeEncodeError:
+            self.error(fi, line, f"{loc}: contains an invalid unicode escape (a lone surrogate)")
+            self.bad_ids.add(event["id"])
+            return
+        at = event["at"]
+        day = at[:10]
+        weekday = _weekdays.get(day)
+        if weekday is None:
+            weekday = _weekdays[day] = dt.date.fromisoformat(day).weekday()
+        self.chunk.append(
+            (event["id"], event["type"], event["member"], at, day, at[11:], weekday,
+             event["amount"], event.get("ref"), body, loc, body_bytes, fi, line)
+        )
+        if len(self.chunk) >= CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk = self.chunk
+        if not chunk:
+            return
+        self.chunk = []
+        conn = self.conn
+        ids = list(dict.fromkeys(r[0] for r in chunk))
+        known = {i: (b, s) for i, b, s in conn.execute(_LOOKUP, (json.dumps(ids),))}
+        rows = []
+        refs = []
+        prev = self.prev_hash
+        prev_bytes = prev.encode()
+        sha256 = hashlib.sha256
+        added, skipped = self.added, self.skipped
+        for r in chunk:
+            id_ = r[0]
+            old = known.get(id_)
+            if old is not None:
+                if old[0] == r[9]:
+                    skipped[r[12]] += 1
+                else:
+                    self.error(r[12], r[13], f"{r[10]}: duplicate id {id_!r} with different content"
+                               f" (first seen at {old[1]})")
+                continue
+            known[id_] = (r[9], r[10])
+            h = sha256(prev_bytes + r[11]).hexdigest()
+            rows.append((id_, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], prev, h))
+            prev = h
+            prev_bytes = h.encode()
+            added[r[12]] += 1
+            if r[8] is not None:
+                refs.append((r[8], r[12], r[13], r[10]))
+        if rows:
+            conn.executemany(_INSERT, rows)
+        self.prev_hash = prev
+        if refs:
+            self.unresolved.extend(self._missing_refs(refs))
+
+    def _missing_refs(self, refs):
+        wanted = list(dict.fromkeys(r[0] for r in refs))
+        found = {i for (i,) in self.conn.execute(_EXISTS, (json.dumps(wanted),))}
+        return [r for r in refs if r[0] not in found]
+
+    def finish(self) -> None:
+        self.flush()
+        if self.unresolved:
+            for ref, fi, line, loc in self._missing_refs(self.unresolved):
+                if ref in self.bad_ids:
+                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which is itself invalid")
+                else:
+                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which does not exist")
+            self.unresolved = []
+
+    def sorted_errors(self) -> list[str]:
+        return [e[3] for e in sorted(self.errors)]
+
+
+def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed) -> ImportReport:
+    """Run `feed(batch)` in a savepoint; keep its writes only if it found no error."""
+    # A bigger page cache while importing: the four indexes on `events` are
+    # updated in random order, and the default 2 MB cache thrashes on them.
+    (old_cache,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size={IMPORT_CACHE_KIB}")
+    try:
+        with transaction(conn):
+            batch = _Batch(conn, len(labels))
+            try:
+                with conn:  # a savepoint: rolled back by _Abort, nested safely
+                    feed(batch)
+                    batch.finish()
+                    if batch.errors:
+                        raise _Abort
+            except _Abort:
+                pass
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(old_cache)}")
+    errors = batch.sorted_errors()
+    failed = bool(errors)
+    by_file: list[list[str]] = [[] for _ in labels]
+    for fi, _line, _n, text in sorted(batch.errors):
+        by_file[fi].append(text)
+    per_file = tuple(
+        FileReport(
+            path=label,
+            format=fmt,
+            records=batch.records[i],
+            added=0 if failed else batch.added[i],
+            skipped=0 if failed else batch.skipped[i],
+            errors=tuple(by_file[i]),
+        )
+        for i, (label, fmt) in enumerate(labels)
+    )
+    return ImportReport(
+        added=0 if failed else sum(batch.added),
+        skipped=0 if failed else sum(batch.skipped),
+        errors=tuple(errors),
+        per_file=per_file,
+    )
+
+
+def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike]) -> ImportReport:
+    """Import events files (JSONL or CSV), all-or-nothing for the whole call.
+
+    Errors -- including files that cannot be read -- come back in the report
+    as 'file:line: reason' (or 'file: reason'), never as exceptions.
+    """
+    paths = [os.fspath(p) for p in paths]
+    labels: list[tuple[str, str]] = []
+    formats: list[str | None] = []
+    opening_errors: list[str | None] = []
+    for path in paths:
+        try:
+            fmt = detect_format(path)
+            problem = None
+        except EventError as exc:
+            fmt, problem = None, f"{path}: {exc}"
+        labels.append((path, fmt or "unknown"))
+        formats.append(fmt)
+        opening_errors.append(problem)
+
+    def feed(batch: _Batch) -> None:
+        for fi, path in enumerate(paths):
+            if opening_errors[fi]:
+                batch.error(fi, 0, opening_errors[fi])
+                continue
+            try:
+                for line, record, problem in read_records(path, formats[fi]):
+                    if record is None:
+                        batch.error(fi, line, f"{path}:{line}: {problem}")
+                        if not isinstance(problem, _HeaderProblem):
+                            batch.records[fi] += 1
+                    elif problem:
+                        batch.add(fi, line, f"{path}:{line}", record, problem)
+                    else:
+                        batch.add(fi, line, f"{path}:{line}", record)
+            except EventError as exc:
+                batch.error(fi, 1 << 62, f"{path}: {exc}")
+
+    return _run(conn, labels, feed)
+
+
+def import_records(
+    conn: apsw.Connection, records: Iterable[tuple[str, dict]], label: str = "records"
+) -> ImportReport:
+    """Import already-parsed events: (source, record) pairs, e.g. ('demo:1', {...}).
+
+    Same checks and all-or-nothing rule as `import_files`; `source` is what
+    errors are prefixed with and what the `source` column stores.
+    """
+
+    def feed(batch: _Batch) -> None:
+        for n, (source, record) in enumerate(records, 1):
+            batch.add(0, n, source, record)
+
+    return _run(conn, [(label, "records")], feed)
+
+
+def iter_events(conn: apsw.Connection, member: str | None = None) -> Iterator[dict]:
+    """The stored events, normalised, in import order (optionally of one member)."""
+    if member is None:
+        cursor = conn.execute("SELECT body FROM events ORDER BY seq")
+    else:
+        cursor = conn.execute("SELECT body FROM events WHERE member = ? ORDER BY seq", (member,))
+    loads = json.loads
+    for (body,) in cursor:
+        yield loads(body)
