@@ -136,8 +136,7 @@ def _verify_entries(conn: apsw.Connection, bad: _Problems) -> tuple[int, int]:
 
         if erow[9] is not None and not (isinstance(erow[9], int) and 0 < erow[9] < seq):
             add(f"{where}: reverses {erow[9]!r} is not an earlier entry")
-        if not plist:
-            add(f"{where}: has no postings")
+        if not plist:  # a record-only entry (lottery draw, refusal, run marker)
             continue
 
         sums: dict[str, int] = {}

@@ -1,0 +1,67 @@
+"""Helpers shared by the tests: a fresh database, events in, the real rules, a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+
+import attrs
+
+from dsl.loader import RuleSet, load_rules
+from dsl.workflow import Runner, RunReport
+from ledger import db, events
+from ledger.journal import Journal
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+@functools.cache
+def real_rules() -> RuleSet:
+    """The shipped rules/ folder, parsed, checked and compiled once per test session."""
+    return load_rules(RULES)
+
+
+@attrs.define
+class World:
+    """A points database with its journal, for one test."""
+
+    conn: object
+    journal: Journal
+    path: Path
+
+    def add(self, *records: dict) -> None:
+        """Import events (dicts in the JSONL contract); fails the test on any bad event."""
+        report = events.import_records(self.conn, [(f"test:{i}", r) for i, r in enumerate(records, 1)])
+        assert not report.errors, report.errors
+
+    def run(self, until: str | dt.date, rules: RuleSet | None = None) -> RunReport:
+        if isinstance(until, str):
+            until = dt.date.fromisoformat(until)
+        return Runner(self.conn, rules or real_rules(), until).run()
+
+    def balance(self, member: str, as_of: str | None = None) -> dict[str, int]:
+        return self.journal.balance(member, dt.date.fromisoformat(as_of) if as_of else None)
+
+    def awards(self, campaign: str, member: str | None = None) -> list[tuple]:
+        """(effective, key prefix, member, points) of every award/reversal of a campaign."""
+        out = []
+        for e in self.journal.entries(campaign=campaign):
+            if not e.postings:
+                continue
+            pts = sum(p.amount for p in e.postings if p.account.split(":")[0] in ("member", "receivable"))
+            who = e.memo.get("member") if isinstance(e.memo, dict) else None
+            if member is None or who == member:
+                out.append((e.effective.isoformat(), e.key.split(":")[0], who, pts))
+        return out
+
+    def paid(self, campaign: str, member: str) -> int:
+        """Net points a member got from a campaign (grants minus reversals)."""
+        return sum(p for *_, who, p in self.awards(campaign, member) if who == member)
+
+
+def new_world(tmp_path: Path) -> World:
+    path = tmp_path / "points.db"
+    conn = db.connect(path)
+    return World(conn, Journal(conn), path)
