@@ -53,6 +53,14 @@ def whole(value) -> Any:
 def _round_to(value, step, mode):
     if value is None:
         return None
+    if type(value) is int and type(step) is int and step > 0:  # the common case, exact
+        if mode == "floor":
+            return value // step * step
+        if mode == "ceil":
+            return -(-value // step) * step
+        if mode == "trunc":
+            q = abs(value) // step * step
+            return q if value >= 0 else -q
     step = Fraction(step)
     q = Fraction(value) / step
     if mode == "floor":
@@ -81,6 +89,15 @@ def _cmp(op, a, b):
 def _arith(op, a, b):
     if a is None or b is None:
         return None
+    if type(a) is int and type(b) is int:  # integers stay integers when exact
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if b and a % b == 0:
+            return a // b
     if op == "+":
         return whole(a + b)
     if op == "-":

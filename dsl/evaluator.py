@@ -66,6 +66,8 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
     group = side.group
     names = [slot for slot, _ in group.slots]
     current, total = None, 0
+    env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
+    body, key_slot = group.body, group.key_slot
     for row in conn.execute(_sql(side.sql, member), params):
         m = row[0]
         if m != current:
@@ -73,9 +75,9 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
                 yield current, {side.slot: total}
             current, total = m, 0
         slots = dict(zip(names, row[2:]))
-        slots[group.key_slot] = row[1]
-        env = MemberEnv(plan, m, slots, None)
-        total = total + (group.body(env) or 0)
+        slots[key_slot] = row[1]
+        env.member, env.slots = m, slots
+        total = total + (body(env) or 0)
     if current is not None:
         yield current, {side.slot: total}
 

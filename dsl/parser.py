@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,19 +143,52 @@ SYNTAX_EXAMPLES: dict[type[RulesSyntaxError], list[str]] = {
 }
 
 
+# Token types shown by kind in messages; any other token is a keyword or a symbol, shown as written.
+_TOKEN_KINDS = {"NAME": "name", "CAMPAIGN_NAME": "name", "INT": "number", "DECIMAL": "number",
+                "STRING": "text", "DATE": "date", "TIME": "time"}
+
+
+@functools.cache
+def _example_states() -> dict[int, type[RulesSyntaxError]]:
+    """Parser state -> error class, from the examples (and the same examples after a clause).
+
+    lark's match_examples also compares the depth of the parser stack, so an example
+    only matches an error at the same nesting; this table is the fallback that
+    matches on the state alone."""
+    out: dict[int, type[RulesSyntaxError]] = {}
+    for label, examples in SYNTAX_EXAMPLES.items():
+        for example in examples:
+            variants = (example, example.replace('campaign a "t"', 'campaign a "t" document "d"', 1))
+            for text in variants:
+                try:
+                    _parser().parse(text)
+                except UnexpectedInput as exc:
+                    position = getattr(getattr(exc, "state", None), "position", None)
+                    if position is not None:
+                        out.setdefault(position, label)
+    return out
+
+
 def _describe(exc: UnexpectedInput) -> tuple[type[RulesSyntaxError] | None, str]:
     label = None
     try:
         label = exc.match_examples(_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
     except Exception:  # pragma: no cover - match_examples is best effort
         label = None
+    if label is None:
+        position = getattr(getattr(exc, "state", None), "position", None)
+        label = _example_states().get(position)
+    expected = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    if label is None and expected & {"RPAR", "RSQB"} and not expected & {"NAME", "INT", "STRING"}:
+        label = UnclosedBracket
     if isinstance(exc, UnexpectedCharacters):
         found = f"unexpected character {exc.char!r}"
     elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         found = "unexpected end of file"
     else:
         token = exc.token
-        found = f"unexpected {token.type.lower() if token.type.isupper() and not token.type.startswith('__') else 'word'} {str(token)!r}"
+        kind = _TOKEN_KINDS.get(token.type)
+        found = f"unexpected {kind} {str(token)!r}" if kind else f"unexpected `{token}`"
     return label, found
 
 
@@ -442,39 +476,79 @@ class ToAst(Transformer):
         return list(c)
 
 
+# A clause keyword at the start of a line: where parsing resumes after a syntax error.
+_CLAUSE_START = re.compile(
+    r"[ \t]*(campaign|kind|document|window|budget|entry|every|pay|table|stream|value|award|mission)\b")
+_TOP_START = re.compile(r"[ \t]*(campaign|kind)\b")
+
+
+def _skip_broken_clause(lines: list[str], line: int, column: int) -> bool:
+    """Blank the clause holding the error at (line, column) (1-based), keeping every line
+    in place so that later errors keep their positions. False if nothing changed."""
+    i = max(0, min(line, len(lines)) - 1)
+    starts = [n for n, text in enumerate(lines) if _CLAUSE_START.match(text)]
+    at_clause_start = (i in starts and i < len(lines)
+                       and column <= len(lines[i]) - len(lines[i].lstrip()) + 1)
+    if at_clause_start:
+        # The error is the first word of a clause: the clause before it is unfinished.
+        before = [n for n in starts if n < i]
+        first, stop = (before[-1] if before else i), i
+        if first == i:
+            stop = i + 1
+    else:
+        before = [n for n in starts if n <= i]
+        first = before[-1] if before else i
+        after = [n for n in starts if n > i]
+        stop = after[0] if after else len(lines)
+    if _TOP_START.match(lines[first]) and lines[first].lstrip().startswith("campaign"):
+        # A broken campaign header: skip the whole campaign.
+        after = [n for n, text in enumerate(lines) if n > max(first, i) and _TOP_START.match(text)]
+        stop = after[0] if after else len(lines)
+    changed = False
+    for n in range(first, max(stop, first + 1)):
+        if n < len(lines) and lines[n].strip():
+            lines[n] = ""
+            changed = True
+    return changed
+
+
 def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
-    """Parse rules text into an AST; raises RulesError with every syntax error found."""
+    """Parse rules text into an AST; raises RulesError with every syntax error found.
+
+    After an error the broken clause is blanked out (lines kept in place) and the
+    file is parsed again, so each further error is a real one, not a consequence
+    of the first."""
     errors: list[Diagnostic] = []
-
-    def on_error(exc: UnexpectedInput) -> bool:
-        diag = _syntax_diagnostic(path, exc, source)
-        if not errors or errors[-1].line != diag.line:
-            errors.append(diag)
-        return len(errors) < MAX_SYNTAX_ERRORS
-
-    try:
-        tree = _parser().parse(source, on_error=on_error)
-    except UnexpectedInput as exc:
-        diag = _syntax_diagnostic(path, exc, source)
-        if not errors or errors[-1].line != diag.line:
-            errors.append(diag)
-        tree = None
-    except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
-        errors.append(Diagnostic(path, 1, 1, f"syntax error: {exc}"))
-        tree = None
-    if errors:
-        raise RulesError(errors, {path: source})
-    try:
-        items = ToAst(path).transform(tree)
-    except VisitError as exc:
-        orig = exc.orig_exc
-        if isinstance(orig, _Invalid):
+    lines = source.split("\n")
+    text = source
+    while True:
+        try:
+            tree = _parser().parse(text)
+            items = ToAst(path).transform(tree)
+        except UnexpectedInput as exc:
+            diag = _syntax_diagnostic(path, exc, source)
+        except VisitError as exc:
+            orig = exc.orig_exc
+            if not isinstance(orig, _Invalid):
+                raise
             tok = orig.token
-            raise RulesError([Diagnostic(path, tok.line, tok.column, orig.message)], {path: source}) from None
-        raise
-    kinds = tuple(i for i in items if isinstance(i, ast.KindDecl))
-    campaigns = tuple(i for i in items if isinstance(i, ast.Campaign))
-    return ast.RulesFile(path, source, kinds, campaigns)
+            diag = Diagnostic(path, tok.line, tok.column, orig.message,
+                              end_column=tok.end_column if tok.end_line == tok.line else None)
+        except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
+            errors.append(Diagnostic(path, 1, 1, f"syntax error: {exc}"))
+            break
+        else:
+            if not errors:
+                kinds = tuple(i for i in items if isinstance(i, ast.KindDecl))
+                campaigns = tuple(i for i in items if isinstance(i, ast.Campaign))
+                return ast.RulesFile(path, source, kinds, campaigns)
+            break
+        if diag not in errors:
+            errors.append(diag)
+        if len(errors) >= MAX_SYNTAX_ERRORS or not _skip_broken_clause(lines, diag.line, diag.column):
+            break
+        text = "\n".join(lines)
+    raise RulesError(errors, {path: source})
 
 
 def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:

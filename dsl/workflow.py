@@ -32,11 +32,11 @@ from dsl.compiler import AwardPlan, MemberEnv, Period, Plan, whole
 from dsl.evaluator import evaluate, install_tables, query_params, window_of
 from dsl.loader import LoadedCampaign, RuleSet
 from ledger import db
-from ledger.accounts import FUNDING, budget_account
+from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
 from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
 from ledger.errors import BudgetExceeded, InsufficientPoints, LedgerError
 from ledger.journal import Journal
-from ledger.model import NewEntry
+from ledger.model import NewEntry, Posting
 
 DEFAULT_EXPIRY_MONTHS = {"limited": 6, "basic": 12, "charge_only": 12}
 
@@ -350,6 +350,30 @@ class Checkpointer:
         self.paid, self.grants, self.draws = self.load_state()
         budget = self.plan.campaign.budget
         self.budget_kind = budget.kind if budget else None
+        self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
+                            if budget else None)
+        self.owed = self.load_receivables()
+        self.batch: list[NewEntry] = []
+        self.pending: list[list] = []  # grant records whose entry seq is known after flush
+
+    def load_receivables(self) -> dict[tuple[str, str], int]:
+        """Points each member owes back, per kind: later grants pay these first."""
+        owed = {}
+        for account, kind, total in self.r.conn.execute(
+                "SELECT account, kind, SUM(amount) FROM postings WHERE account >= 'receivable:' "
+                "AND account < 'receivable;' GROUP BY account, kind"):
+            if total < 0:
+                owed[(account.split(":", 1)[1].rsplit(":", 1)[0], kind)] = -total
+        return owed
+
+    def flush(self) -> None:
+        """Write the grants built so far in one append (one validation, one hash pass)."""
+        if not self.batch:
+            return
+        written = self.j.append(self.batch)
+        for record, entry in zip(self.pending, written):
+            record[0] = entry.seq
+        self.batch, self.pending = [], []
 
     def load_state(self):
         """Net points paid per (award, member) up to this checkpoint's date, their grant
@@ -409,6 +433,7 @@ class Checkpointer:
                 self.settle(award, env)
         for name, candidates in pending_draw.items():
             self.draw(self.plan.awards[name], candidates)
+        self.flush()
 
     def _due_fixed(self, award: AwardPlan) -> bool:
         d = period_pay_date(award.pay, self.plan, self.cp.period)
@@ -450,21 +475,36 @@ class Checkpointer:
                 f"{self.cp.day.isoformat()}@{self.r.wm}")
 
     def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date) -> bool:
-        source = budget_account(self.lc.name) if award.kind == self.budget_kind else FUNDING
-        step = f"{self.cp.period.id}:{award.name}"
-        key = "award:" + self._base_key(award, member)
-        memo = {"member": member, "award": award.name, "period": self.cp.period.id,
-                "target": target, "label": award.label}
-        try:
-            entry = self.j.grant(member, award.kind, amount, expiry_date(award, pay_date), self.cp.day,
-                                 key=key, source=source, campaign=self.lc.name, rule=self.lc.file,
-                                 rules_hash=self.lc.rules_hash, step=step, memo=memo,
-                                 recorded=self.r.recorded)
-        except BudgetExceeded as exc:
-            self.refuse(award, member, amount, str(exc))
+        """Queue a grant of `amount` (the budget and receivables are tracked here, so a
+        whole checkpoint is one append); refused when a budget cannot pay all of it."""
+        from_budget = award.kind == self.budget_kind
+        source = budget_account(self.lc.name) if from_budget else FUNDING
+        if from_budget and amount > self.budget_left:
+            self.refuse(award, member, amount,
+                        f"budget of {self.lc.name} has {self.budget_left} {award.kind} points left, "
+                        f"{amount} needed")
             return False
+        postings = [Posting(source, award.kind, -amount)]
+        owed = self.owed.get((member, award.kind), 0)
+        payoff = min(owed, amount)
+        if payoff:
+            postings.append(Posting(receivable_account(member, award.kind), award.kind, payoff))
+            self.owed[(member, award.kind)] = owed - payoff
+        if amount > payoff:
+            postings.append(Posting(member_account(member, award.kind), award.kind, amount - payoff,
+                                    expires=expiry_date(award, pay_date)))
+        self.batch.append(NewEntry(
+            key="award:" + self._base_key(award, member), effective=self.cp.day, postings=postings,
+            recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
+            rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}",
+            memo={"member": member, "award": award.name, "period": self.cp.period.id,
+                  "target": target, "label": award.label}))
+        if from_budget:
+            self.budget_left -= amount
+        record = [None, amount]
+        self.pending.append(record)
         self.paid[(award.name, member)] = self.paid.get((award.name, member), 0) + amount
-        self.grants.setdefault((award.name, member), []).append([entry.seq, amount])
+        self.grants.setdefault((award.name, member), []).append(record)
         self.report.entries += 1
         self.report.points += amount
         self.report.members.add(member)
@@ -474,14 +514,16 @@ class Checkpointer:
     def refuse(self, award: AwardPlan, member: str, amount: int, reason: str) -> None:
         key = "refused:" + self._base_key(award, member)
         if self.j.entry_by_key(key) is None:
-            self.j.append([NewEntry(
+            self.batch.append(NewEntry(
                 key=key, effective=self.cp.day, postings=(), recorded=self.r.recorded,
                 campaign=self.lc.name, rule=self.lc.file, rules_hash=self.lc.rules_hash,
                 step=f"{self.cp.period.id}:{award.name}:refused",
-                memo={"member": member, "award": award.name, "points": amount, "refused": reason})])
+                memo={"member": member, "award": award.name, "points": amount, "refused": reason}))
+            self.pending.append([None, 0])
         self.report.refused.append((member, award.name, amount, reason))
 
     def take_back(self, award: AwardPlan, member: str, amount: int, target: int) -> None:
+        self.flush()  # a reversal reads the lots: everything queued must be written first
         grants = self.grants.get((award.name, member), [])
         n = 0
         for g in reversed(grants):  # newest grant first
@@ -497,6 +539,8 @@ class Checkpointer:
                                  "target": target})
             g[1] -= take
             amount -= take
+            if award.kind == self.budget_kind:
+                self.budget_left += take
             self.paid[(award.name, member)] -= take
             self.report.reversals += 1
             self.report.reversed_points += take
@@ -516,20 +560,21 @@ class Checkpointer:
         if award.lottery.winners is not None:
             winners = order[: award.lottery.winners]
         else:  # within budget: in draw order while the full award still fits
-            left = self.j.account_balance(budget_account(self.lc.name), award.kind)
+            left = self.budget_left
             for m in order:
                 if amounts[m] > left:
                     break
                 winners.append(m)
                 left -= amounts[m]
-        self.j.append([NewEntry(
+        self.batch.append(NewEntry(
             key=f"draw:{self.lc.name}:{self.cp.period.id}:{award.name}", effective=self.cp.day,
             postings=(), recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}:draw",
             memo={"award": award.name, "seed": seed, "candidates_digest": digest,
                   "candidates": len(names), "order": order, "winners": winners,
                   "rule": (f"{award.lottery.winners} winners" if award.lottery.winners is not None
-                           else "draw order within budget")})])
+                           else "draw order within budget")}))
+        self.pending.append([None, 0])
         self.draws[award.name] = {"winners": winners}
         self.report.draws += 1
         self.report.winners += len(winners)

@@ -1,0 +1,249 @@
+"""The benchmark suite: `python -m bench [--size small|medium|full] [--only NAME ...]`.
+
+Every benchmark runs its subject and its reference in this same process, on the
+same database file, and prints one row: subject figure, reference figure, their
+ratio, the target, and whether it was met. See docs/benchmarks.md.
+
+Sizes:
+  small   ~100k events everywhere: a quick check (a minute or two)
+  medium  the issue's workloads: card cycle 1M events / 100k members, year-end 1M
+          bookings / 300k members, import 1M events, journal 1M postings,
+          scale points 100k and 1M events
+  full    medium + the 10M-event scale point (1M members) and a 10M-posting journal
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SIZES = {
+    #            card ev, card mem, ye ev,    ye mem,  import,    journal,    scale points
+    "small": dict(card=(100_000, 10_000), yearend=(100_000, 30_000), imports=100_000,
+                  journal=200_000, scale=(10_000, 100_000)),
+    "medium": dict(card=(1_000_000, 100_000), yearend=(1_000_000, 300_000), imports=1_000_000,
+                   journal=1_000_000, scale=(100_000, 1_000_000)),
+    "full": dict(card=(1_000_000, 100_000), yearend=(1_000_000, 300_000), imports=1_000_000,
+                 journal=10_000_000, scale=(100_000, 1_000_000, 10_000_000)),
+}
+BENCHES = ("import", "settlement", "yearend", "journal", "scale")
+
+
+# ---------------------------------------------------------------- output
+
+
+def _fmt(x, unit: str) -> str:
+    if x is None:
+        return "-"
+    if unit == "s":
+        return f"{x:,.2f} s"
+    if unit == "ms":
+        return f"{x:,.2f} ms"
+    if unit == "MB":
+        return f"{x:,.0f} MB"
+    return f"{x:,.0f} {unit}"
+
+
+def print_rows(rows: list[dict], out=None) -> None:
+    out = out or sys.stdout
+    head = f"{'benchmark':34} {'subject':>16} {'reference':>16} {'ratio':>7}  {'target':10} {'result':6}"
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in rows:
+        ok = r.get("ok")
+        verdict = "-" if ok is None else ("PASS" if ok else "FAIL")
+        ratio = r.get("ratio")
+        print(f"{r['name']:34} {_fmt(r['subject'], r['unit']):>16} {_fmt(r.get('reference'), r.get('ref_unit', r['unit'])):>16} "
+              f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>7}  {r['target']:10} {verdict:6}", file=out)
+    notes = [r for r in rows if r.get("note")]
+    if notes:
+        print(file=out)
+        for r in notes:
+            print(f"  {r['name']}: {r['note']}", file=out)
+    out.flush()
+
+
+def machine() -> str:
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            mem = f"{kib / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import apsw
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem} RAM, Python {platform.python_version()}, "
+            f"SQLite {apsw.sqlite_lib_version()}, apsw {apsw.apsw_version()}, {platform.system()} {platform.release()}")
+
+
+# ---------------------------------------------------------------- benchmarks
+
+
+def bench_import(size: dict, work: str, echo) -> list[dict]:
+    from bench import import_events as ie
+    from bench import workloads as wl
+
+    n = size["imports"]
+    events = ie.generate(n)
+    jsonl, csvf = os.path.join(work, "import.jsonl"), os.path.join(work, "import.csv")
+    wl.write_jsonl(events, jsonl)
+    wl.write_csv(events, csvf)
+    del events
+    echo(f"  import: {n:,} mixed events (bench/import_events.generate), jsonl "
+         f"{os.path.getsize(jsonl) / 1e6:.0f} MB, csv {os.path.getsize(csvf) / 1e6:.0f} MB")
+    dbs = [os.path.join(work, f) for f in ("imp-j.db", "imp-c.db", "imp-raw.db")]
+    for p in dbs:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(p + suffix):
+                os.remove(p + suffix)
+    t_jsonl, added = ie.time_import(jsonl, dbs[0])
+    assert added == n, added
+    t_csv, added = ie.time_import(csvf, dbs[1])
+    assert added == n, added
+    t_parse, t_insert = ie.time_floor(jsonl, dbs[0], dbs[2])
+    floor = n / (t_parse + t_insert)
+    return [
+        dict(name="import JSONL (events/s)", subject=n / t_jsonl, reference=floor, unit="/s",
+             ratio=(n / t_jsonl) / floor, target=">= 300k/s", ok=n / t_jsonl >= 300_000,
+             note=f"reference: json.loads per line ({n / t_parse:,.0f}/s) + raw apsw executemany of the "
+                  f"same rows ({n / t_insert:,.0f}/s); import {t_jsonl:.2f} s"),
+        dict(name="import CSV (events/s)", subject=n / t_csv, reference=floor, unit="/s",
+             ratio=(n / t_csv) / floor, target=">= 300k/s", ok=n / t_csv >= 300_000,
+             note=f"import {t_csv:.2f} s"),
+    ]
+
+
+def bench_journal(size: dict, work: str, echo) -> list[dict]:
+    import random
+
+    from bench import journal as jb
+    from ledger import db
+    from ledger.journal import Journal
+
+    n = size["journal"]
+    r = jb.run(n, 10_000, max(10_000, n // 10), work)
+    echo(f"  journal: {r['entries']:,} entries, {r['postings']:,} postings, {r['db_mb']:.0f} MiB")
+    lp, rp = r["postings"] / r["append_s"], r["raw_rows"] / r["raw_s"]
+    vp = r["postings"] / r["verify_s"]
+    # balance latency on that journal: the public read, and the bare SUM it stands on
+    conn = db.connect(os.path.join(work, "bench-journal.db"), readonly=True)
+    j = Journal(conn)
+    members = max(10_000, n // 10)
+    rng = random.Random(7)
+    sample = [f"W{rng.randrange(members):07d}" for _ in range(2000)]
+    lat = []
+    for m in sample:
+        t0 = time.perf_counter()
+        j.balance(m)
+        lat.append(time.perf_counter() - t0)
+    raw = []
+    q = "SELECT kind, SUM(amount) FROM postings WHERE account IN (?, ?, ?) GROUP BY kind"
+    for m in sample:
+        t0 = time.perf_counter()
+        conn.execute(q, (f"member:{m}:basic", f"member:{m}:limited", f"member:{m}:charge_only")).fetchall()
+        raw.append(time.perf_counter() - t0)
+    conn.close()
+    lat.sort()
+    raw.sort()
+    p50, p99 = lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3
+    return [
+        dict(name="journal append (postings/s)", subject=lp, reference=rp, unit="/s", ratio=lp / rp,
+             target=">= 0.5x", ok=lp / rp >= 0.5,
+             note=f"Journal.append {r['append_s']:.2f} s vs raw executemany {r['raw_s']:.2f} s "
+                  "into a bare table (bench/journal.py)"),
+        dict(name="verify (postings/s)", subject=vp, reference=None, unit="/s", ratio=None,
+             target=">= 400k/s", ok=vp >= 400_000,
+             note=f"ledger.verify.verify over {r['postings']:,} postings: {r['verify_s']:.2f} s"),
+        dict(name=f"balance p99 ({r['postings'] / 1e6:.1f}M postings)", subject=p99,
+             reference=raw[int(len(raw) * 0.99)] * 1e3, unit="ms",
+             ratio=p99 / (raw[int(len(raw) * 0.99)] * 1e3), target="< 10 ms", ok=p99 < 10,
+             note=f"Journal.balance over 2,000 random members: p50 {p50:.3f} ms, p99 {p99:.3f} ms,"
+                  f" max {lat[-1] * 1e3:.2f} ms; reference: bare SUM over the account index"),
+    ]
+
+
+def bench_settlement(size: dict, work: str, echo) -> list[dict]:
+    from bench import settlement
+
+    return settlement.card(*size["card"], work, echo=echo)
+
+
+def bench_yearend(size: dict, work: str, echo) -> list[dict]:
+    from bench import settlement
+
+    return settlement.yearend(*size["yearend"], work, echo=echo)
+
+
+def bench_scale(size: dict, work: str, echo) -> list[dict]:
+    from bench import scale
+
+    return scale.run(size["scale"], work, echo=echo)
+
+
+RUNNERS = {"import": bench_import, "settlement": bench_settlement, "yearend": bench_yearend,
+           "journal": bench_journal, "scale": bench_scale}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=list(SIZES), default="small")
+    ap.add_argument("--only", action="append", choices=BENCHES, metavar="NAME",
+                    help=f"run only this benchmark (repeatable): {', '.join(BENCHES)}")
+    ap.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+    size = SIZES[args.size]
+    work = args.dir or tempfile.mkdtemp(prefix="bench-")
+    os.makedirs(work, exist_ok=True)
+    started = time.perf_counter()
+
+    def echo(text: str) -> None:
+        print(text, flush=True)
+
+    echo(f"python -m bench --size {args.size}" + "".join(f" --only {o}" for o in args.only or ()))
+    echo(f"date    {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    echo(f"machine {machine()}")
+    echo(f"work    {work}")
+    rows: list[dict] = []
+    try:
+        for name in args.only or BENCHES:
+            t0 = time.perf_counter()
+            echo(f"[{name}]")
+            sub = os.path.join(work, name)
+            os.makedirs(sub, exist_ok=True)
+            got = RUNNERS[name](size, sub, echo)
+            rows += got
+            echo(f"  ({time.perf_counter() - t0:.0f} s)")
+            print_rows(got)
+            echo("")
+            if not args.keep and not args.dir:
+                shutil.rmtree(sub, ignore_errors=True)
+    finally:
+        if not args.keep and not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+    echo(f"== summary ({args.size}, {time.perf_counter() - started:.0f} s) ==")
+    print_rows(rows)
+    failed = [r["name"] for r in rows if r.get("ok") is False]
+    if failed:
+        echo(f"\n{len(failed)} target(s) missed: " + "; ".join(failed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Settlement benchmarks: the engine's `run` against the same awards written by hand.
+
+    python -m bench.settlement --events 1000000 --members 100000 [--yearend-events N]
+
+Card cycle (jwest-card, one 16th-15th cycle): the events are imported once into
+one database file; then, on that same file and connection:
+
+1. reference 1 -- one hand-written aggregate SQL query computing every member's
+   award (base 5 points per full 1,000 yen of the cycle total incl. cash-backs,
+   bonus per (member, multiplier tier) trunc(tier total / 1000) * 5 * (m - 1),
+   multiplier from the merchant table by card type x point-up factor, refunded
+   payments excluded, max(.., 0));
+2. reference 2 -- a straightforward per-event Python loop over the rows
+   (json.loads of each body, dict per member and tier);
+3. the engine's evaluation alone (`dsl.evaluator.evaluate` + the award closures);
+4. the engine: `Runner(conn, rules, until).run()` -- evaluation plus posting every
+   grant to the journal (hash chain, lots, budget checks), one transaction.
+
+The per-member totals of 1, 2 and the journal written by 4 must be identical
+(asserted); otherwise the comparison would be meaningless.
+
+The rules folder for the card run is a copy of rules/jwest-card.rules and its
+tables only, so the figure is the card program's settlement, not the other
+campaigns' (which have nothing due in the card cycle anyway).
+
+Year-end (yearend-2025): bookings over the riding period with cancellations; the
+run to the payment day (lottery within budget, grants) and then on to the expiry
+day (reversals of late cancellations, expiry of every lot), against a
+hand-written SQL query of the eligible spend and cap per member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench import workloads as w
+from dsl.evaluator import evaluate
+from dsl.loader import load_rules
+from dsl.workflow import Runner, periods_of
+from ledger import db
+from ledger.events import import_files
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+def rules_subset(directory: str | Path, *names: str) -> Path:
+    """A rules folder holding only the named .rules files and every table."""
+    target = Path(directory) / "rules"
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "data").mkdir(parents=True)
+    for name in names:
+        shutil.copy(RULES / f"{name}.rules", target)
+    for table in (RULES / "data").glob("*.csv"):
+        shutil.copy(table, target / "data")
+    return target
+
+
+# ---------------------------------------------------------------- card: the references
+
+CARD_SQL = """
+WITH pay AS (
+  SELECT e.member AS member, e.day AS day, e.amount AS amount,
+         json_extract(e.body, '$.merchant') AS merchant, json_extract(e.body, '$.card') AS card
+  FROM events e
+  WHERE e.type = 'card_payment' AND e.day BETWEEN :start AND :end AND e.day <= :asof
+    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type IN ('cancel', 'refund')
+                    AND u.day <= :asof)
+),
+tiers AS (
+  SELECT p.member AS member,
+         (CASE WHEN p.card = 'osc' THEN COALESCE(m.osc, 1) ELSE COALESCE(m.standard, 1) END)
+           * COALESCE((SELECT f.factor FROM temp.bench_point_up f
+                       WHERE f.facility = COALESCE(m.facility, '') AND f.start <= p.day AND f."end" >= p.day
+                       LIMIT 1), 1) AS mult,
+         SUM(p.amount) AS total
+  FROM pay p LEFT JOIN temp.bench_merchants m ON m.merchant = p.merchant
+  GROUP BY 1, 2
+),
+per AS (
+  SELECT member, SUM(total) AS total, SUM(total / 1000 * 5 * (mult - 1)) AS bonus
+  FROM tiers GROUP BY member
+),
+cb AS (
+  SELECT e.member AS member, SUM(e.amount) AS total FROM events e
+  WHERE e.type = 'card_cashback' AND e.day BETWEEN :start AND :end AND e.day <= :asof
+    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type = 'cancel' AND u.day <= :asof)
+  GROUP BY e.member
+)
+SELECT per.member, (per.total + COALESCE(cb.total, 0)) / 1000 * 5 + per.bonus AS points
+FROM per LEFT JOIN cb ON cb.member = per.member
+WHERE points > 0
+"""
+
+
+def _install_reference_tables(conn) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS bench_merchants"
+                 " (merchant TEXT PRIMARY KEY, facility TEXT, standard INTEGER, osc INTEGER)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS bench_point_up"
+                 " (facility TEXT, start TEXT, \"end\" TEXT, factor INTEGER)")
+    conn.execute("DELETE FROM temp.bench_merchants")
+    conn.execute("DELETE FROM temp.bench_point_up")
+    with open(RULES / "data" / "jwest_merchants.csv", encoding="utf-8", newline="") as f:
+        conn.executemany("INSERT INTO temp.bench_merchants VALUES (?,?,?,?)",
+                         [(r["merchant"], r["facility"], int(r["standard"]), int(r["osc"]))
+                          for r in csv.DictReader(f)])
+    with open(RULES / "data" / "point_up_periods.csv", encoding="utf-8", newline="") as f:
+        conn.executemany("INSERT INTO temp.bench_point_up VALUES (?,?,?,?)",
+                         [(r["facility"], r["start"], r["end"], int(r["factor"])) for r in csv.DictReader(f)])
+
+
+def card_sql(conn, start: dt.date, end: dt.date, asof: dt.date) -> dict[str, int]:
+    _install_reference_tables(conn)
+    params = {"start": start.isoformat(), "end": end.isoformat(), "asof": asof.isoformat()}
+    return {m: p for m, p in conn.execute(CARD_SQL, params)}
+
+
+def _trunc1000(x: int) -> int:
+    return -((-x) // 1000) if x < 0 else x // 1000
+
+
+def card_loop(conn, start: dt.date, end: dt.date, asof: dt.date) -> dict[str, int]:
+    """The straightforward way: every row, json.loads, dicts per member and tier."""
+    merchants, point_up = {}, []
+    with open(RULES / "data" / "jwest_merchants.csv", encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            merchants[r["merchant"]] = (r["facility"], int(r["standard"]), int(r["osc"]))
+    with open(RULES / "data" / "point_up_periods.csv", encoding="utf-8", newline="") as f:
+        point_up = [(r["facility"], r["start"], r["end"], int(r["factor"])) for r in csv.DictReader(f)]
+    lo, hi, cutoff = start.isoformat(), end.isoformat(), asof.isoformat()
+    undone_pay: set[str] = set()
+    undone_cb: set[str] = set()
+    payments = []  # (id, member, multiplier, amount)
+    cashbacks = []  # (id, member, amount)
+    for id_, type_, member, day, amount, ref, body in conn.execute(
+            "SELECT id, type, member, day, amount, ref, body FROM events ORDER BY seq"):
+        if day > cutoff:
+            continue
+        if type_ == "card_payment":
+            if not lo <= day <= hi:
+                continue
+            ev = json.loads(body)
+            facility, standard, osc = merchants.get(ev["merchant"], ("", 1, 1))
+            rate = osc if ev["card"] == "osc" else standard
+            factor = next((f for fac, s, e, f in point_up if fac == (facility or "") and s <= day <= e), 1)
+            payments.append((id_, member, rate * factor, amount))
+        elif type_ == "card_cashback":
+            if lo <= day <= hi:
+                cashbacks.append((id_, member, amount))
+        elif type_ in ("cancel", "refund"):
+            undone_pay.add(ref)
+            if type_ == "cancel":
+                undone_cb.add(ref)
+    totals: dict[str, int] = defaultdict(int)
+    tiers: dict[tuple[str, int], int] = defaultdict(int)
+    for id_, member, mult, amount in payments:
+        if id_ in undone_pay:
+            continue
+        totals[member] += amount
+        tiers[(member, mult)] += amount
+    for id_, member, amount in cashbacks:
+        if id_ not in undone_cb and member in totals:
+            totals[member] += amount
+    points = {m: _trunc1000(t) * 5 for m, t in totals.items()}
+    for (member, mult), t in tiers.items():
+        points[member] += _trunc1000(t) * 5 * (mult - 1)
+    return {m: p for m, p in points.items() if p > 0}
+
+
+def journal_awards(conn, campaign: str) -> dict[str, int]:
+    """Net points per member that the engine posted for a campaign (grants - reversals)."""
+    out: dict[str, int] = defaultdict(int)
+    for account, pts in conn.execute(
+            "SELECT p.account, SUM(p.amount) FROM entries e JOIN postings p ON p.entry = e.seq"
+            " WHERE e.campaign = ? AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
+            " GROUP BY p.account", (campaign,)):
+        out[account.split(":")[1]] += pts
+    return {m: p for m, p in out.items() if p}
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
+def eval_only(conn, rules, campaign: str, until: dt.date) -> tuple[float, dict[str, int]]:
+    """The engine's evaluation of every period due by `until`, without posting anything."""
+    lc = rules.campaign(campaign)
+    plan = lc.plan
+    wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    t0 = time.perf_counter()
+    out: dict[str, int] = defaultdict(int)
+    for period in periods_of(conn, plan, until, wm):
+        for env in evaluate(conn, plan, period, until, wm):
+            for award in plan.awards.values():
+                if award.when(env):
+                    out[env.member] += int(award.amount(env))
+    return time.perf_counter() - t0, dict(out)
+
+
+def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> list[dict]:
+    """Generate, import, then time the three ways of settling one card cycle."""
+    src = os.path.join(work, "card.jsonl")
+    path = os.path.join(work, "card.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    w.write_jsonl(w.card_cycle(events, members, seed), src)
+    conn = db.connect(path)
+    t_import, report = _timed(import_files, conn, [src])
+    assert report.ok, report.errors[:5]
+    echo(f"  card cycle: {events:,} events, {members:,} members imported in {t_import:.1f} s")
+    rules = load_rules(rules_subset(work, "jwest-card"))
+    start, end, until = w.CARD_START, w.CARD_END, w.CARD_PAY
+    card_sql(conn, start, end, until)  # warm the page cache for everyone alike
+    t_sql, by_sql = _timed(card_sql, conn, start, end, until)
+    t_loop, by_loop = _timed(card_loop, conn, start, end, until)
+    assert by_sql == by_loop, "hand-written SQL and Python loop disagree"
+    t_eval, by_eval = eval_only(conn, rules, "jwest-card", until)
+    by_eval = {m: p for m, p in by_eval.items() if p > 0}
+    assert by_eval == by_sql, _diff(by_eval, by_sql)
+    t_run, _ = _timed(Runner(conn, rules, until).run)
+    by_engine = journal_awards(conn, "jwest-card")
+    assert by_engine == by_sql, "engine journal differs from the hand-written SQL: " + _diff(by_engine, by_sql)
+    t_rerun, _ = _timed(Runner(conn, rules, until).run)  # a no-op: everything already posted
+    conn.close()
+    echo(f"  {len(by_sql):,} members awarded {sum(by_sql.values()):,} points; SQL, loop, evaluator and "
+         "journal agree member by member")
+    return [
+        dict(name="settle card: run vs SQL", subject=t_run, reference=t_sql, unit="s",
+             ratio=t_run / t_sql, target="<= 1.5x", ok=t_run / t_sql <= 1.5,
+             note=f"Runner.run() {t_run:.2f} s vs one hand-written SQL {t_sql:.2f} s"),
+        dict(name="settle card: eval vs SQL", subject=t_eval, reference=t_sql, unit="s",
+             ratio=t_eval / t_sql, target="(info)", ok=None,
+             note="evaluation alone (evaluate + award closures, no posting)"),
+        dict(name="settle card: loop vs run", subject=t_run, reference=t_loop, unit="s",
+             ratio=t_loop / t_run, target=">= 3x", ok=t_loop / t_run >= 3,
+             note=f"per-event Python loop {t_loop:.2f} s is {t_loop / t_run:.1f}x the run"),
+        dict(name="settle card: re-run (no-op)", subject=t_rerun, reference=t_run, unit="s",
+             ratio=t_rerun / t_run, target="(info)", ok=None, note="same run again: nothing to post"),
+    ]
+
+
+def _diff(a: dict, b: dict) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return f"{len(keys)} members differ, e.g. " + ", ".join(f"{k}: {a.get(k)} vs {b.get(k)}" for k in keys[:5])
+
+
+# ---------------------------------------------------------------- year-end
+
+YEAREND_SQL = """
+SELECT e.member, SUM(e.amount) AS spend,
+       CASE WHEN MAX(json_extract(e.body, '$.ticketless')) THEN 30000 ELSE 10000 END AS cap
+FROM events e
+WHERE e.type = 'ex_booking' AND e.day <= :asof
+  AND json_extract(e.body, '$.service') = 'ex'
+  AND json_extract(e.body, '$.ride_date') BETWEEN '2025-12-26' AND '2026-01-04'
+  AND EXISTS (SELECT 1 FROM json_each(e.body, '$.segments') WHERE value = 'sanyo')
+  AND json_extract(e.body, '$.product') IS NOT 'EX旅パック'
+  AND json_extract(e.body, '$.payment') IS NOT 'station'
+  AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type IN ('cancel', 'refund', 'stopover')
+                  AND u.day <= :asof)
+  AND NOT EXISTS (SELECT 1 FROM events x WHERE x.member = e.member AND x.type = 'member_withdrawn'
+                  AND x.day <= '2026-02-05')
+GROUP BY e.member HAVING spend >= 5000
+"""
+
+
+def yearend(events: int, members: int, work: str, seed: int = 2025, echo=print) -> list[dict]:
+    src = os.path.join(work, "yearend.jsonl")
+    path = os.path.join(work, "yearend.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    w.write_jsonl(w.yearend(events, members, seed), src)
+    conn = db.connect(path)
+    t_import, report = _timed(import_files, conn, [src])
+    assert report.ok, report.errors[:5]
+    echo(f"  year-end: {events:,} events, {members:,} members imported in {t_import:.1f} s")
+    rules = load_rules(rules_subset(work, "yearend-2025"))
+    params = {"asof": w.YEAREND_PAY.isoformat()}
+    list(conn.execute(YEAREND_SQL, params))  # warm-up
+    t_sql, rows = _timed(lambda: list(conn.execute(YEAREND_SQL, params)))
+    t_pay, rep = _timed(Runner(conn, rules, w.YEAREND_PAY).run)
+    yc = rep.campaigns.get("yearend-2025")
+    paid = journal_awards(conn, "yearend-2025")
+    # Every winner was paid exactly min(spend, cap) of the hand-written query.
+    want = {m: min(s, c) for m, s, c in rows}
+    assert paid and all(want[m] == p for m, p in paid.items()), _diff(paid, {m: want.get(m) for m in paid})
+    t_exp, rep2 = _timed(Runner(conn, rules, w.YEAREND_EXPIRY + dt.timedelta(days=1)).run)
+    conn.close()
+    echo(f"  year-end: {len(rows):,} qualified, {yc.winners if yc else 0:,} won within the budget;"
+         f" to expiry: {rep2.campaign('yearend-2025').reversals:,} reversals,"
+         f" {rep2.expiries:,} expiry entries")
+    return [
+        dict(name="settle year-end: to payment", subject=t_pay, reference=t_sql, unit="s",
+             ratio=t_pay / t_sql, target="(info)", ok=None,
+             note=f"run to {w.YEAREND_PAY} (lottery, grants) vs hand-written SQL of spend/cap"),
+        dict(name="settle year-end: on to expiry", subject=t_exp, reference=t_sql, unit="s",
+             ratio=t_exp / t_sql, target="(info)", ok=None,
+             note=f"run on to {w.YEAREND_EXPIRY + dt.timedelta(days=1)} (reversals, expiry)"),
+    ]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.settlement", description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--members", type=int, default=100_000)
+    ap.add_argument("--yearend-events", type=int, default=1_000_000)
+    ap.add_argument("--yearend-members", type=int, default=300_000)
+    ap.add_argument("--dir", default=None)
+    args = ap.parse_args(argv)
+    work = args.dir or tempfile.mkdtemp(prefix="bench-settle-")
+    from bench.__main__ import print_rows
+    rows = card(args.events, args.members, work)
+    rows += yearend(args.yearend_events, args.yearend_members, work)
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    main()
