@@ -1087,6 +1087,8 @@ class _CampaignChecker:
             state[s] = 1
             for t in deps.get(s, {}):
                 if t == s:
+                    self.err(deps[s][t], f"stream {s} cannot use an aggregate of itself in its own filter "
+                             "(through a value)", "aggregate another stream, or compute it per member")
                     continue
                 if state.get(t) == 1:
                     cycle = path[path.index(t):] + [t] if t in path else [s, t]

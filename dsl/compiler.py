@@ -584,7 +584,11 @@ class Compiler:
             pay_after = self.mem(pay.after) if isinstance(pay, ast.PayMonthAfter) else None
             awards[a.name] = AwardPlan(a.name, a.label, a.kind, amount, cond, pay, pay_after,
                                        a.expiry, a.lottery, a)
-        select = ", ".join(["e.member"] + self.main_exprs) if self.main_exprs else "e.member"
+        # The ids of the member's events that belong to any stream: the entries of an
+        # award record the events they were derived from.
+        any_stream = " OR ".join(f"({self.match(name, 'e')})" for name in self.streams)
+        select = ", ".join(["e.member"] + self.main_exprs
+                           + [f"json_group_array(e.id) FILTER (WHERE {any_stream})"])
         types = tuple(sorted({s.event_type for s in self.streams.values()}))
         type_params = ", ".join(self.param(t) for t in types)
         main_sql = (f"SELECT {select} FROM events e WHERE e.type IN ({type_params}) "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import json
 from typing import Any, Iterator
 
 import apsw
@@ -19,6 +20,13 @@ from dsl import tables as tables_mod
 from dsl.compiler import MemberEnv, Period, Plan
 
 FAR_PAST, FAR_FUTURE = "0001-01-01", "9999-12-31"
+EVENTS_SLOT = "__events__"  # JSON list of the member's event ids that belong to a stream
+
+
+def source_events(env: MemberEnv) -> tuple[str, ...]:
+    """The ids of the events an award of this member was derived from."""
+    text = env.slots.get(EVENTS_SLOT)
+    return tuple(sorted(json.loads(text))) if text else ()
 
 
 def window_of(plan: Plan) -> tuple[dt.date | None, dt.date | None]:
@@ -53,7 +61,7 @@ def install_tables(conn: apsw.Connection, plan: Plan) -> None:
 
 
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:
-    names = [slot for slot, _ in plan.main_slots]
+    names = [slot for slot, _ in plan.main_slots] + [EVENTS_SLOT]
     for row in conn.execute(_sql(plan.main_sql, member), params):
         yield row[0], dict(zip(names, row[1:]))
 

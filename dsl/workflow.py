@@ -29,7 +29,7 @@ import attrs
 
 from dsl import ast
 from dsl.compiler import AwardPlan, MemberEnv, Period, Plan, whole
-from dsl.evaluator import evaluate, install_tables, query_params, window_of
+from dsl.evaluator import evaluate, install_tables, query_params, source_events, window_of
 from dsl.loader import LoadedCampaign, RuleSet
 from ledger import db
 from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
@@ -464,9 +464,9 @@ class Checkpointer:
             target = 0
         delta = target - paid
         if delta > 0:
-            self.grant(award, env.member, delta, target, pay_date or self.cp.day)
+            self.grant(award, env.member, delta, target, pay_date or self.cp.day, source_events(env))
         elif delta < 0:
-            self.take_back(award, env.member, -delta, target)
+            self.take_back(award, env.member, -delta, target, source_events(env))
 
     def _base_key(self, award: AwardPlan, member: str) -> str:
         # The watermark (last event seen) makes a later correction at the same date a
@@ -474,7 +474,8 @@ class Checkpointer:
         return (f"{self.lc.name}:{self.cp.period.id}:{award.name}:{member}:"
                 f"{self.cp.day.isoformat()}@{self.r.wm}")
 
-    def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date) -> bool:
+    def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date,
+              events: tuple[str, ...] = ()) -> bool:
         """Queue a grant of `amount` (the budget and receivables are tracked here, so a
         whole checkpoint is one append); refused when a budget cannot pay all of it."""
         from_budget = award.kind == self.budget_kind
@@ -495,7 +496,7 @@ class Checkpointer:
                                     expires=expiry_date(award, pay_date)))
         self.batch.append(NewEntry(
             key="award:" + self._base_key(award, member), effective=self.cp.day, postings=postings,
-            recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
+            recorded=self.r.recorded, events=events, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}",
             memo={"member": member, "award": award.name, "period": self.cp.period.id,
                   "target": target, "label": award.label}))
@@ -522,7 +523,8 @@ class Checkpointer:
             self.pending.append([None, 0])
         self.report.refused.append((member, award.name, amount, reason))
 
-    def take_back(self, award: AwardPlan, member: str, amount: int, target: int) -> None:
+    def take_back(self, award: AwardPlan, member: str, amount: int, target: int,
+                  events: tuple[str, ...] = ()) -> None:
         self.flush()  # a reversal reads the lots: everything queued must be written first
         grants = self.grants.get((award.name, member), [])
         n = 0
@@ -534,7 +536,7 @@ class Checkpointer:
                 continue
             n += 1
             key = "reverse:" + self._base_key(award, member) + (f":{n}" if n > 1 else "")
-            self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.r.recorded,
+            self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.r.recorded, events=events,
                            memo={"member": member, "award": award.name, "period": self.cp.period.id,
                                  "target": target})
             g[1] -= take

@@ -107,6 +107,9 @@ def test_cancel_before_payment_drops_out_and_after_payment_is_reversed(world, tm
     assert world.awards("t", "A") == [("2026-04-10", "award", "A", 1000), ("2026-04-20", "reverse", "A", -300)]
     grant, reversal = [e for e in world.journal.entries(member="A") if e.campaign == "t"]
     assert reversal.reverses == grant.seq
+    # Each entry records the events it was derived from (the stream events then).
+    assert grant.events == ("p1", "p2") and reversal.events == ("p1",)
+    assert grant.rule == "t.rules" and len(grant.rules_hash) == 64 and grant.step == "main:a"
 
 
 def test_late_event_after_payment_becomes_an_adjustment(world, tmp_path):
