@@ -1,0 +1,327 @@
+"""Commands about rules and the whole journal: check, campaigns, verify, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from cli.format import DASH, pts, table
+from cli.main import (Finding, default_rules_dir, echo_json, json_option, load_rules, open_db,
+                      rules_option)
+
+# ---------------------------------------------------------------- check
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+def check_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check rules files (or folders of them) without running anything.
+
+    Every problem is printed as `path:line:col: message`, then the source
+    line with a caret under the spot (and a hint when there is one); the exit
+    status is then 1. Tables named by the rules are read from the file's
+    folder (DIR/data/ for a folder).
+
+    \b
+    Example:
+      points check rules/
+      points check rules/yearend-2025.rules
+    """
+    from dsl.errors import Diagnostic
+    from dsl.loader import check_files, rules_files
+
+    groups: dict[Path, list[Path]] = defaultdict(list)
+    diagnostics: list = []
+    sources: dict[str, str] = {}
+    for p in paths:
+        if p.is_dir():
+            found = rules_files(p)
+            if not found:
+                diagnostics.append(Diagnostic(str(p), 1, 1, "no .rules files in this folder"))
+            groups[p].extend(found)
+        elif p.is_file():
+            groups[p.parent].append(p)
+        else:
+            diagnostics.append(Diagnostic(str(p), 1, 1, "no such file or folder"))
+    files = campaigns = 0
+    for folder, group in groups.items():
+        if not group:
+            continue
+        parsed, found, srcs = check_files(group, folder)
+        diagnostics.extend(found)
+        sources.update(srcs)
+        files += len(group)
+        campaigns += sum(len(rules.campaigns) for _, rules, _ in parsed)
+    diagnostics.sort(key=Diagnostic.sort_key)
+    if as_json:
+        echo_json({"ok": not diagnostics, "files": files, "campaigns": campaigns,
+                   "diagnostics": [{"path": d.path, "line": d.line, "column": d.column,
+                                    "message": d.message, "hint": d.hint} for d in diagnostics]})
+    else:
+        for d in diagnostics:
+            click.echo(d.format(sources.get(d.path)))
+        if not diagnostics:
+            click.echo(f"ok: {files} files, {campaigns} campaigns")
+    if diagnostics:
+        raise click.exceptions.Exit(1)
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def _latest_run(conn) -> dt.date | None:
+    row = conn.execute("SELECT MAX(json_extract(memo, '$.until')) FROM entries WHERE key LIKE 'run:%'"
+                       ).fetchone()
+    return dt.date.fromisoformat(row[0]) if row and row[0] else None
+
+
+def _pay_dates(lc, after: dt.date | None) -> list[dt.date]:
+    """Candidate payment dates of a campaign's awards (for the next step after `after`)."""
+    from dsl import ast
+    from dsl.compiler import Period
+    from dsl.evaluator import window_of
+    from dsl.workflow import period_pay_date
+    from ledger.dates import day_of_month_after
+
+    plan = lc.plan
+    lo, hi = window_of(plan)
+    out: set[dt.date] = set()
+    cycle = plan.campaign.cycle
+    if cycle is not None:  # a standing program: the periods around `after`
+        base = after or _today()
+        for k in range(-1, 3):
+            end = day_of_month_after(base.replace(day=1), k, cycle.end_day)
+            start = day_of_month_after(end, -1, cycle.start_day)
+            period = Period(f"{end:%Y-%m}", start, end)
+            for a in plan.awards.values():
+                d = period_pay_date(a.pay, plan, period)
+                if d is not None:
+                    out.add(d)
+        return sorted(out)
+    period = Period("main", lo, hi)
+    for a in plan.awards.values():
+        if isinstance(a.pay, ast.PayMonthAfter):  # per member: the Nth of each month after
+            if lo is not None and hi is not None:
+                d = lo.replace(day=1)
+                while d <= hi:
+                    out.add(day_of_month_after(d, 1, a.pay.day))
+                    d = day_of_month_after(d, 1, 1)
+            continue
+        d = period_pay_date(a.pay, plan, period)
+        if d is not None:
+            out.add(d)
+    return sorted(out)
+
+
+def _today() -> dt.date:
+    from cli.format import today
+
+    return today()
+
+
+def campaign_dicts(conn, rules) -> dict:
+    from ledger.accounts import budget_account
+    from ledger.journal import Journal
+
+    j = Journal(conn)
+    latest = _latest_run(conn)
+    horizon = latest or _today()
+    out = {}
+    for lc in rules.campaigns:
+        c = lc.plan.campaign
+        window = None
+        if c.window is not None:
+            window = {"from": c.window.low.value.isoformat(), "to": c.window.high.value.isoformat()}
+        cycle = None if c.cycle is None else {"start_day": c.cycle.start_day, "end_day": c.cycle.end_day}
+        nxt = next((d for d in _pay_dates(lc, latest) if latest is None or d > latest), None)
+        budget = None
+        if c.budget is not None:
+            acct = budget_account(lc.name)
+            funded = conn.execute(
+                "SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN entries e ON e.seq = p.entry"
+                " WHERE p.account = ? AND p.kind = ? AND e.key LIKE 'fund:%'",
+                (acct, c.budget.kind)).fetchone()[0]
+            remaining = j.account_balance(acct, c.budget.kind)
+            budget = {"kind": c.budget.kind, "total": c.budget.amount, "funded": funded,
+                      "paid": funded - remaining, "remaining": remaining}
+        paid: dict[str, int] = defaultdict(int)
+        points: dict[str, int] = defaultdict(int)
+        for account, kind, amount in conn.execute(
+                "SELECT p.account, p.kind, SUM(p.amount) FROM postings p JOIN entries e ON e.seq = p.entry"
+                " WHERE e.campaign = ? AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
+                " GROUP BY p.account, p.kind", (lc.name,)):
+            paid[account.split(":")[1]] += amount
+            points[kind] += amount
+        winners = None
+        has_lottery = any(a.lottery is not None for a in lc.plan.awards.values())
+        if has_lottery:
+            winners = 0
+            for (memo,) in conn.execute(
+                    "SELECT memo FROM entries WHERE campaign = ? AND key LIKE 'draw:%'", (lc.name,)):
+                winners += len(json.loads(memo).get("winners", ()))
+        expiring = {}
+        for days in (30, 90):
+            expiring[f"{days}_days"] = conn.execute(
+                "SELECT COALESCE(SUM(p.amount + COALESCE((SELECT SUM(d.amount) FROM postings d"
+                " WHERE d.lot = p.id), 0)), 0) FROM postings p JOIN entries e ON e.seq = p.entry"
+                " WHERE e.campaign = ? AND p.expires IS NOT NULL AND p.amount > 0"
+                " AND p.expires > ? AND p.expires <= ?",
+                (lc.name, horizon.isoformat(), (horizon + dt.timedelta(days=days)).isoformat()),
+            ).fetchone()[0]
+        out[lc.name] = {
+            "title": c.title,
+            "file": lc.file,
+            "window": window,
+            "cycle": cycle,
+            "next_step": nxt.isoformat() if nxt else None,
+            "budget": budget,
+            "points_paid": {k: v for k, v in sorted(points.items())},
+            "members_paid": sum(1 for v in paid.values() if v > 0),
+            "winners": winners,
+            "expiring": expiring,
+        }
+    return {"latest_run": latest.isoformat() if latest else None, "campaigns": out}
+
+
+@click.command("campaigns")
+@rules_option
+@json_option
+def campaigns_cmd(rules_dir: Path | None, as_json: bool) -> None:
+    """Every campaign: window, next step, budget, members paid, winners, expiring points.
+
+    The next step is the first payment date after the latest `run --until`;
+    expiring points are those of the campaign's grants still unspent that
+    expire within 30 / 90 days after that date.
+
+    \b
+    Example:
+      points campaigns
+      points campaigns --rules rules/ --json
+    """
+    rules = load_rules(rules_dir)
+    data = campaign_dicts(open_db(readonly=True), rules)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"latest run: until {data['latest_run'] or DASH}")
+    for name, c in data["campaigns"].items():
+        click.echo(f"{name}  {c['title']}")
+        if c["window"]:
+            when = f"{c['window']['from']} .. {c['window']['to']}"
+        elif c["cycle"]:
+            when = f"monthly, day {c['cycle']['start_day']} to day {c['cycle']['end_day']}"
+        else:
+            when = DASH
+        rows = [["window", when], ["next step", c["next_step"] or DASH]]
+        b = c["budget"]
+        if b:
+            rows.append(["budget", f"{pts(b['funded'])} {b['kind']} funded, {pts(b['paid'])} paid, "
+                                   f"{pts(b['remaining'])} remaining"])
+        else:
+            rows.append(["budget", DASH])
+        paid = ", ".join(f"{pts(v)} {k}" for k, v in c["points_paid"].items()) or "0"
+        rows.append(["paid", f"{paid} to {c['members_paid']:,} members"])
+        if c["winners"] is not None:
+            rows.append(["winners", f"{c['winners']:,}"])
+        rows.append(["expiring", f"{pts(c['expiring']['30_days'])} in 30 days, "
+                                 f"{pts(c['expiring']['90_days'])} in 90 days"])
+        click.echo(table(rows))
+
+
+# ---------------------------------------------------------------- verify
+
+
+@click.command("verify")
+@rules_option
+@json_option
+def verify_cmd(rules_dir: Path | None, as_json: bool) -> None:
+    """Check the hash chains and every promise of the journal; re-derive rule entries.
+
+    Opens the database read-only. Checks the events and entries hash chains,
+    zero sum per kind, lots, budgets and receivables, then re-runs the rules
+    over the stored events and compares every rule-produced entry bit for bit.
+    Any problem: the first one and the full list, exit status 1.
+
+    \b
+    Example:
+      points verify
+      points verify --rules rules/ --json
+    """
+    from ledger.verify import verify
+
+    conn = open_db(readonly=True)
+    report = verify(conn)
+    problems = list(report.problems)
+    rederived = None
+    try:
+        from dsl.replay import rederive
+    except ImportError:
+        click.echo("warning: dsl.replay is not available: rule entries were not re-derived", err=True)
+    else:
+        found = rederive(conn, default_rules_dir(rules_dir))
+        rederived = not found
+        problems.extend(found)
+    first = report.first_bad or (problems[0] if problems else None)
+    data = {"ok": not problems, "entries": report.checked_entries, "postings": report.checked_postings,
+            "events": report.checked_events, "rederived": rederived, "first_problem": first,
+            "problems": problems}
+    if as_json:
+        echo_json(data)
+    elif not problems:
+        click.echo(f"ok: {report.checked_entries:,} entries, {report.checked_postings:,} postings, "
+                   f"{report.checked_events:,} events verified")
+    else:
+        click.echo(f"FAILED: {first}")
+        click.echo(f"{len(problems)} problem(s):")
+        for p in problems:
+            click.echo(f"  {p}")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+# ---------------------------------------------------------------- export
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "beancount"]), required=True,
+              help="jsonl: one entry a line; csv: one posting a row; beancount: a ledger for bean-check.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Write to FILE instead of stdout.")
+def export_cmd(fmt: str, output: Path | None) -> None:
+    """Export the whole journal as JSON Lines, CSV or a beancount ledger.
+
+    jsonl: one object per entry with its postings; csv: one row per posting
+    with the entry's columns; beancount: commodities PTBASIC, PTLIMITED,
+    PTCHARGE, every account opened, one transaction per entry with seq, key
+    and hash as metadata (loads in bean-check without errors).
+
+    \b
+    Example:
+      points export --format jsonl > journal.jsonl
+      points export --format beancount --output journal.beancount
+    """
+    from cli import export
+
+    conn = open_db(readonly=True)
+    writer = {"jsonl": export.write_jsonl, "csv": export.write_csv,
+              "beancount": export.write_beancount}[fmt]
+    if output is None:
+        writer(conn, sys.stdout)
+        sys.stdout.flush()
+        return
+    if output.is_dir():
+        raise Finding(f"{output}: is a directory")
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer(conn, f)
+    tmp.replace(output)
+    click.echo(f"wrote {output}", err=True)
+
+
+COMMANDS = (check_cmd, campaigns_cmd, verify_cmd, export_cmd)

@@ -1,0 +1,191 @@
+"""Commands that write the database: init, import, run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from cli.format import plural, pts
+from cli.main import DATE, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
+
+
+@click.command("init")
+@click.pass_context
+def init_cmd(ctx: click.Context) -> None:
+    """Create the points database (idempotent) and print its path.
+
+    The file is created readable and writable by its owner only. Running
+    `init` on an existing database changes nothing.
+
+    \b
+    Example:
+      points --db points.db init
+    """
+    from cli.main import db_path
+
+    path = db_path(ctx)
+    open_db(readonly=False, path=path).close()
+    click.echo(str(path))
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@json_option
+def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
+    """Import events files (JSON Lines or CSV with a header).
+
+    All or nothing: if any line of any file is bad, every bad line is printed
+    as `file:line: reason`, nothing is imported and the exit status is 1.
+    Re-importing a file is a no-op (its events are skipped).
+
+    \b
+    Example:
+      points import events.jsonl more-events.csv
+      points import --json events.jsonl
+    """
+    from ledger.events import import_files
+
+    conn = open_db(readonly=False)
+    report = import_files(conn, files)
+    if as_json:
+        echo_json({
+            "added": report.added,
+            "skipped": report.skipped,
+            "errors": list(report.errors),
+            "files": [{"path": f.path, "format": f.format, "records": f.records,
+                       "added": f.added, "skipped": f.skipped, "errors": len(f.errors)}
+                      for f in report.per_file],
+        })
+        if report.errors:
+            raise click.exceptions.Exit(1)
+        return
+    if report.errors:
+        for line in report.errors:
+            click.echo(line)
+        click.echo(f"error: {len(report.errors)} bad line(s); nothing imported", err=True)
+        raise click.exceptions.Exit(1)
+    for f in report.per_file:
+        click.echo(f"{f.path}: imported {f.added:,} events ({f.skipped:,} skipped)")
+    if len(report.per_file) != 1:
+        click.echo(f"total: imported {report.added:,} events ({report.skipped:,} skipped)")
+
+
+@click.command("run")
+@click.option("--until", "until", type=DATE, required=True, metavar="DATE",
+              help="Execute every step dated on or before this day.")
+@rules_option
+@json_option
+def run_cmd(until: dt.date, rules_dir: Path | None, as_json: bool) -> None:
+    """Execute every campaign step due on or before --until, exactly once.
+
+    Funds budgets, settles awards (lotteries included), posts corrections for
+    late cancellations, redeems points and expires lots, in date order. A
+    re-run with the same events is a no-op; an interrupted run resumes.
+
+    \b
+    Example:
+      points run --until 2026-03-31
+      points run --until 2028-12-31 --rules rules/ --json
+    """
+    from dsl.workflow import Runner
+
+    rules = load_rules(rules_dir)
+    conn = open_db(readonly=False)
+    if stdout_is_tty() and not as_json:
+        with _Progress() as progress:
+            report = Runner(conn, rules, until, progress=progress).run()
+    else:
+        report = Runner(conn, rules, until).run()
+    data = run_report_dict(report)
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(render_run_report(data))
+
+
+class _Progress:
+    """A click progress bar fed by Runner's progress(done, total) callback."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="running", show_pos=True)
+            self.bar.__enter__()
+        self.bar.length = total
+        self.bar.update(max(done - self.done, 0))
+        self.done = done
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def run_report_dict(report) -> dict:
+    """RunReport -> a JSON-able dict (campaigns sorted by name)."""
+    campaigns = {}
+    for name in sorted(report.campaigns):
+        c = report.campaigns[name]
+        campaigns[name] = {
+            "entries": c.entries,
+            "points": c.points,
+            "members": len(c.members),
+            "draws": c.draws,
+            "winners": c.winners,
+            "reversals": c.reversals,
+            "reversed_points": c.reversed_points,
+            "refused": [{"member": m, "award": a, "points": p, "reason": r}
+                        for m, a, p, r in c.refused],
+        }
+    return {
+        "until": report.until.isoformat(),
+        "watermark": report.watermark,
+        "entries": report.entries,
+        "campaigns": campaigns,
+        "redemptions": {
+            "done": report.redemptions,
+            "points": report.redeemed_points,
+            "refused": [{"event": e, "member": m, "reason": r}
+                        for e, m, r in report.refused_redemptions],
+        },
+        "expiries": {"entries": report.expiries, "points": report.expired_points},
+    }
+
+
+def render_run_report(data: dict) -> str:
+    out = [f"run until {data['until']} (events up to #{data['watermark']}): "
+           f"{plural(data['entries'], 'new journal entry', 'new journal entries')}"]
+    for name, c in data["campaigns"].items():
+        if not (c["entries"] or c["draws"] or c["refused"]):
+            continue
+        line = (f"  {name}: {plural(c['entries'], 'entry', 'entries')}, {pts(c['points'])} points"
+                f" to {plural(c['members'], 'member')}")
+        if c["draws"]:
+            line += f"; lottery: {plural(c['draws'], 'draw')}, {plural(c['winners'], 'winner')}"
+        if c["reversals"]:
+            line += f"; {plural(c['reversals'], 'reversal')} (-{pts(c['reversed_points'])} points)"
+        out.append(line)
+        for r in c["refused"]:
+            out.append(f"    refused: {r['member']} {r['award']} {pts(r['points'])} points: {r['reason']}")
+    red = data["redemptions"]
+    if red["done"] or red["refused"]:
+        out.append(f"  redemptions: {red['done']:,} done ({pts(red['points'])} points), "
+                   f"{len(red['refused']):,} refused")
+        for r in red["refused"]:
+            out.append(f"    refused: {r['event']} ({r['member']}): {r['reason']}")
+    exp = data["expiries"]
+    if exp["entries"]:
+        out.append(f"  expiries: {plural(exp['entries'], 'entry', 'entries')}, {pts(exp['points'])} points expired")
+    if data["entries"] == 0:
+        out.append("  nothing to do: every step up to this date was already done")
+    return "\n".join(out)
+
+
+COMMANDS = (init_cmd, import_cmd, run_cmd)
