@@ -225,24 +225,17 @@ class Runner:
         fixed = {period_pay_date(a.pay, plan, period) for a in plan.awards.values()
                  if not isinstance(a.pay, ast.PayMonthAfter)}
         fixed.discard(None)
-        per_member: dict[dt.date, set] = defaultdict(set)
-        if any(isinstance(a.pay, ast.PayMonthAfter) for a in plan.awards.values()):
-            for env in evaluate(self.conn, plan, period, self.until, self.wm):
-                for a in plan.awards.values():
-                    if isinstance(a.pay, ast.PayMonthAfter) and a.when(env):
-                        d = member_pay_date(a, plan, period, env)
-                        if d is not None:
-                            per_member[d].add(env.member)
-        candidates = [d for d in list(fixed) + list(per_member) if d <= self.until]
+        # Per-member dates ("day 18 of the month after the threshold was reached") are
+        # checked on that day of every month the campaign can pay in, each time with
+        # the events of that day: a refund after payment cannot erase the payment day.
+        for a in plan.awards.values():
+            if isinstance(a.pay, ast.PayMonthAfter):
+                fixed |= set(self.monthly_grid(plan, period, a.pay.day))
+        candidates = sorted(d for d in fixed if d <= self.until)
         if not candidates:
             return []
-        first = min(candidates)
-        out = {d: None for d in fixed if d <= self.until}
-        for d, members in per_member.items():
-            if d <= self.until and d not in out:
-                out[d] = set(members)
-            elif d in out and out[d] is not None:
-                out[d] |= members
+        first = candidates[0]
+        out: dict[dt.date, set | None] = {d: None for d in candidates}
         for d, members in relevant_days(self.conn, plan, period, first, self.until, self.wm).items():
             if d not in out:
                 out[d] = set(members)
@@ -250,6 +243,22 @@ class Runner:
                 out[d] |= members
         return [Checkpoint(d, lc.name, period, None if m is None else tuple(sorted(m)))
                 for d, m in sorted(out.items())]
+
+    def monthly_grid(self, plan: Plan, period: Period, day: int) -> list[dt.date]:
+        """Day `day` of every month after the period starts, up to the month after it ends."""
+        lo = period.start or window_of(plan)[0]
+        if lo is None:
+            row = self.conn.execute("SELECT MIN(day) FROM events WHERE seq <= ?", (self.wm,)).fetchone()
+            if row[0] is None:
+                return []
+            lo = dt.date.fromisoformat(row[0])
+        hi = period.end or window_of(plan)[1]
+        last = day_of_month_after(hi, 1, day) if hi else self.until
+        out, k = [], 1
+        while (d := day_of_month_after(lo, k, day)) <= min(last, self.until):
+            out.append(d)
+            k += 1
+        return out
 
     def run(self) -> RunReport:
         days = self.agenda()

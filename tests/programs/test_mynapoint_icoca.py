@@ -355,20 +355,12 @@ def _check_refund_after_payment(world):
     assert world.balance("W1")["charge_only"] == 3750
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine: Runner.checkpoints computes per-member payment dates (`on day N of month after "
-    "EXPR`) by evaluating only as of --until; a refund dated after the payment day removes "
-    "the date, so the 5,000 due on 2022-04-18 is never granted when the run covers both days"))
 def test_refunded_charge_after_payment_is_reversed_run_at_once(world):
     world.add(*REFUND_EVENTS)
     world.run("2023-07-31")
     _check_refund_after_payment(world)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine: after the 5,000 was paid on 2022-04-18 (run to that day), the refund day "
-    "2022-05-10 is not a checkpoint because relevant_days starts after the earliest payment "
-    "date recomputed as of --until (2023-06-30); the reversal is dated 2023-06-30, not 2022-05-10"))
 def test_refunded_charge_after_payment_is_reversed_run_day_by_day(world):
     world.add(*REFUND_EVENTS)
     world.run("2022-04-18")
