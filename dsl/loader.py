@@ -43,10 +43,7 @@ def rules_files(rules_dir: Path) -> list[Path]:
 
 def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
     """Parse and check files; returns (parsed files with their tables, diagnostics, sources)."""
-    try:
-        from dsl import checker
-    except ImportError:  # TEMPORARY while dsl/checker.py is being written
-        from dsl import _checker_shim as checker
+    from dsl import checker
 
     parsed, diagnostics, sources = [], [], {}
     for path in paths:
