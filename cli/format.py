@@ -25,7 +25,7 @@ def day(value: dt.date | str | None) -> str:
 
 
 def kind_label(kind: str, on: dt.date | None) -> str:
-    """'basic (WESTERポイント（基本ポイント）)' with the display name on that day."""
+    """'basic (WESTERポイント（基本）)' with the display name on that day."""
     try:
         name = kinds.display_name(kind, on or today())
     except ValueError:

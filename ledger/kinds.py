@@ -54,8 +54,8 @@ class PointKind:
         return self.display
 
 
-BASIC = PointKind("basic", "WESTERポイント（基本ポイント）", {"fare", "charge", "shopping", "wesmo"})
-LIMITED = PointKind("limited", "WESTERポイント（期間限定ポイント）", {"fare", "shopping", "wesmo"})
+BASIC = PointKind("basic", "WESTERポイント（基本）", {"fare", "charge", "shopping", "wesmo"})
+LIMITED = PointKind("limited", "WESTERポイント（期間・用途限定）", {"fare", "shopping", "wesmo"})
 CHARGE_ONLY = PointKind(
     "charge_only",
     "WESTERポイント（チャージ専用）",
