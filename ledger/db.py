@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS events (
     hash      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_type_member ON events(type, member);
-CREATE INDEX IF NOT EXISTS events_member ON events(member);
+-- No index on (member) alone: every member query also names the type(s), and
+-- each index costs a random B-tree insert per imported event.
+DROP INDEX IF EXISTS events_member;
 CREATE INDEX IF NOT EXISTS events_day ON events(day);
 CREATE INDEX IF NOT EXISTS events_ref ON events(ref) WHERE ref IS NOT NULL;
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
@@ -425,6 +426,11 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed) -> ImportRe
     # updated in random order, and the default 2 MB cache thrashes on them.
     (old_cache,) = conn.execute("PRAGMA cache_size").fetchone()
     conn.execute(f"PRAGMA cache_size={IMPORT_CACHE_KIB}")
+    # Every parsed event stays alive until its chunk is written: cyclic GC
+    # passes over that growing heap would only cost time.
+    gc_on = gc.isenabled()
+    if gc_on:
+        gc.disable()
     try:
         with transaction(conn):
             batch = _Batch(conn, len(labels))
@@ -437,6 +443,8 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed) -> ImportRe
             except _Abort:
                 pass
     finally:
+        if gc_on:
+            gc.enable()
         conn.execute(f"PRAGMA cache_size={int(old_cache)}")
     errors = batch.sorted_errors()
     failed = bool(errors)
@@ -524,7 +532,11 @@ def iter_events(conn: apsw.Connection, member: str | None = None) -> Iterator[di
     if member is None:
         cursor = conn.execute("SELECT body FROM events ORDER BY seq")
     else:
-        cursor = conn.execute("SELECT body FROM events WHERE member = ? ORDER BY seq", (member,))
+        # Through the (type, member) index: one probe per event type.
+        marks = ",".join("?" * len(EVENT_TYPES))
+        cursor = conn.execute(
+            f"SELECT body FROM events WHERE type IN ({marks}) AND member = ? ORDER BY seq",
+            (*EVENT_TYPES, member))
     loads = json.loads
     for (body,) in cursor:
         yield loads(body)

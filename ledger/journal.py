@@ -16,6 +16,7 @@ entry; a different request under the same key raises IdempotencyConflict.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import datetime as dt
 import json
@@ -46,12 +47,44 @@ from ledger.errors import (
 )
 from json.encoder import encode_basestring as _jstr
 
-from ledger.hashing import GENESIS, canonical, fast_canonical
+from ledger.hashing import GENESIS, canonical
 from ledger.model import Entry, Lot, NewEntry, Posting
 
 _FAR = "9999-12-31"
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
 _RANK = kinds.RANK
+
+# Valid account name -> (type letter, kind or None); bounded, cleared when full.
+_ACCOUNTS: dict[str, tuple[str, str | None]] = {}
+
+
+def account_info(account: Any) -> tuple[str, str | None]:
+    """(type letter 'm'/'r'/'c'/'s', kind or None) of a valid account name, cached.
+
+    Raises InvalidAccount (or TypeError for an unhashable value) like parse_account.
+    """
+    info = _ACCOUNTS.get(account)
+    if info is not None:
+        return info
+    info = None
+    if type(account) is str:
+        parts = account.split(":")
+        # The common case, checked here as parse_account would (1-64 characters,
+        # no whitespace -- str.split() and the regex's \s agree -- no ':').
+        if len(parts) == 3 and parts[2] in _KIND_NAMES and parts[0] in ("member", "receivable"):
+            m = parts[1]
+            if 0 < len(m) <= 64 and m.split() == [m]:
+                info = (parts[0][0], parts[2])
+    if info is None:
+        acct = parse_account(account)
+        info = (acct.type[0], acct.kind)
+        if type(account) is not str:
+            return info
+    if len(_ACCOUNTS) > 2_000_000:
+        _ACCOUNTS.clear()
+    _ACCOUNTS[account] = info
+    return info
+
 
 # Per-connection cache of budget and receivable balances:
 # (account, kind) -> (balance, last posting id included). Refreshed
@@ -215,47 +248,70 @@ class Journal:
         entries = list(entries)
         if not entries:
             return []
-        with self._txn():
-            return self._append(entries)
+        # The batch allocates many small objects that all stay alive until the
+        # end: cyclic GC passes over a growing heap would only cost time.
+        gc_on = gc.isenabled()
+        if gc_on:
+            gc.disable()
+        try:
+            with self._txn():
+                return self._append(entries)
+        finally:
+            if gc_on:
+                gc.enable()
 
     def _append(self, entries: list[NewEntry]) -> list[Entry]:
         conn = self.conn
         sha256 = hashlib.sha256
         keys = []
         for e in entries:
-            if not isinstance(e, NewEntry):
+            if type(e) is not NewEntry and not isinstance(e, NewEntry):
                 raise InvalidEntry(f"append takes NewEntry values, not {type(e).__name__}")
-            if not isinstance(e.key, str) or not e.key:
-                raise InvalidEntry(f"idempotency key must be a non-empty string, not {e.key!r}")
-            keys.append(e.key)
+            k = e.key
+            if type(k) is not str or not k:
+                if not isinstance(k, str) or not k:
+                    raise InvalidEntry(f"idempotency key must be a non-empty string, not {k!r}")
+            keys.append(k)
         existing = {x.key: x for x in self._load("e.key IN (SELECT value FROM json_each(?))",
                                                   (json.dumps(keys),))}
 
         # Pass 1: validate each entry on its own; collect lots and checked balances.
-        plan = []  # (NewEntry, memo_text, events_text, recorded) or (Entry,) for no-ops
-        seen: dict[str, tuple] = {}
+        plan = []  # (NewEntry, memo_text, events_text, recorded, touched) or (key,) for no-ops
+        seen: dict[str, NewEntry] = {}
         lot_refs: set[int] = set()
         checked: set[tuple[str, str]] = set()
+        validate = self._validate
+        memo_of = self._memo_text
         for e in entries:
-            memo_text = self._memo_text(e)
-            if e.key in existing or e.key in seen:
-                if e.key in existing:
-                    old = existing[e.key]
+            key = e.key
+            memo_text = memo_of(e)
+            if key in existing or key in seen:
+                if key in existing:
+                    old = existing[key]
                     same = _entry_content(old) == _new_content(e, memo_text)
                 else:
-                    first = seen[e.key]
-                    same = _new_content(first, self._memo_text(first)) == _new_content(e, memo_text)
+                    first = seen[key]
+                    same = _new_content(first, memo_of(first)) == _new_content(e, memo_text)
                 if not same:
-                    where = f"entry {existing[e.key].seq}" if e.key in existing else "this batch"
+                    where = f"entry {existing[key].seq}" if key in existing else "this batch"
                     raise IdempotencyConflict(
-                        f"key {e.key!r} is already used by {where} with different content"
+                        f"key {key!r} is already used by {where} with different content"
                     )
-                plan.append((e.key,))
+                plan.append((key,))
                 continue
-            seen[e.key] = e
-            self._validate(e, lot_refs, checked)
-            events_text = "[" + ",".join(map(_jstr, e.events)) + "]"
-            plan.append((e, memo_text, events_text, _recorded(e.recorded, e.effective)))
+            seen[key] = e
+            touched = validate(e, lot_refs, checked)
+            try:
+                events_text = "[" + ",".join(map(_jstr, e.events)) + "]"
+            except TypeError:
+                bad = next(ev for ev in e.events if not isinstance(ev, str))
+                raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {bad!r}") from None
+            rec = e.recorded
+            if rec is None:
+                rec = None  # the effective date's text, set in pass 2
+            elif type(rec) is not str or not rec:
+                rec = _recorded(rec, e.effective)
+            plan.append((e, memo_text, events_text, rec, touched))
 
         row = conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev_hash = row if row is not None else (0, GENESIS)
@@ -278,155 +334,224 @@ class Journal:
         entry_rows: list[tuple] = []
         out: list[Entry | tuple] = []
         written: dict[str, Entry] = {}
+        add_prow = posting_rows.append
+        add_erow = entry_rows.append
+        add_out = out.append
+        loads = json.loads
+        dates: dict[dt.date, str] = {}
+        s = _jstr
         for item in plan:
             if len(item) == 1:
-                out.append(item)
+                add_out(item)
                 continue
-            e, memo_text, events_text, recorded = item
+            e, memo_text, events_text, recorded, touched = item
             seq += 1
-            eff = e.effective.isoformat()
+            effective = e.effective
+            eff = dates.get(effective)
+            if eff is None:
+                eff = dates[effective] = effective.isoformat()
+            if recorded is None:
+                recorded = eff
             prows = []
-            for idx, p in enumerate(e.postings):
+            parts = []
+            new_postings = []
+            idx = 0
+            for p in e.postings:
                 pid += 1
-                expires = _iso(p.expires)
-                prows.append((pid, seq, idx, p.account, p.kind, p.amount, expires, p.lot))
-                if p.lot is not None:
-                    lot = lots.get(p.lot)
-                    if lot is None or lot[0] != p.account or lot[1] != p.kind:
+                account, kind, amount, expires_d, lot_id = p.account, p.kind, p.amount, p.expires, p.lot
+                if expires_d is None:
+                    expires = None
+                else:
+                    expires = dates.get(expires_d)
+                    if expires is None:
+                        expires = dates[expires_d] = expires_d.isoformat()
+                prows.append((pid, seq, idx, account, kind, amount, expires, lot_id))
+                parts.append(
+                    f'{{"account":{s(account)},"amount":{amount},"entry":{seq},'
+                    f'"expires":{"null" if expires is None else s(expires)},"id":{pid},"idx":{idx},'
+                    f'"kind":{s(kind)},"lot":{"null" if lot_id is None else lot_id}}}'
+                )
+                new_postings.append(Posting(account, kind, amount, expires_d, lot_id, pid))
+                if lot_id is not None:
+                    lot = lots.get(lot_id)
+                    if lot is None or lot[0] != account or lot[1] != kind:
                         raise InvalidEntry(
-                            f"entry {e.key!r}: posting {idx} draws from lot {p.lot}, which is not"
-                            f" a lot of {p.account} ({p.kind})"
+                            f"entry {e.key!r}: posting {idx} draws from lot {lot_id}, which is not"
+                            f" a lot of {account} ({kind})"
                         )
                     if not (lot[3] <= eff <= lot[2]):
                         raise InvalidEntry(
-                            f"entry {e.key!r}: lot {p.lot} (from {lot[3]}, expires {lot[2]}) is not"
+                            f"entry {e.key!r}: lot {lot_id} (from {lot[3]}, expires {lot[2]}) is not"
                             f" spendable on {eff}"
                         )
-                    lot[4] += p.amount
+                    lot[4] += amount
                     if lot[4] < 0:
                         raise InsufficientPoints(
-                            f"entry {e.key!r}: lot {p.lot} of {p.account} has {lot[4] - p.amount}"
-                            f" points left, {-p.amount} requested"
+                            f"entry {e.key!r}: lot {lot_id} of {account} has {lot[4] - amount}"
+                            f" points left, {-amount} requested"
                         )
                 elif expires is not None:
-                    lots[pid] = [p.account, p.kind, expires, eff, p.amount]
-                key = (p.account, p.kind)
-                if key in balances:
-                    balances[key] += p.amount
-            for p in e.postings:
-                key = (p.account, p.kind)
-                if key in balances:
+                    lots[pid] = [account, kind, expires, eff, amount]
+                idx += 1
+            if touched:
+                for p in e.postings:
+                    key = (p.account, p.kind)
+                    if key in balances:
+                        balances[key] += p.amount
+                for key in touched:
                     bal = balances[key]
-                    if p.account[0] == "c" and bal < 0:
+                    account = key[0]
+                    if account[0] == "c" and bal < 0:
                         delta = sum(q.amount for q in e.postings if (q.account, q.kind) == key)
                         raise BudgetExceeded(
-                            f"entry {e.key!r}: budget {p.account} has {bal - delta} {p.kind}"
+                            f"entry {e.key!r}: budget {account} has {bal - delta} {key[1]}"
                             f" points left, the entry needs {-delta}")
-                    if p.account[0] == "r" and bal > 0:
+                    if account[0] == "r" and bal > 0:
                         raise InvalidEntry(
-                            f"entry {e.key!r}: receivable {p.account} would be positive ({bal})")
-            erow = (seq, e.key, eff, recorded, e.campaign, e.rule, e.rules_hash, e.step,
-                    events_text, e.reverses, memo_text, prev_hash)
-            h = sha256((prev_hash + fast_canonical(erow, prows)).encode()).hexdigest()
-            entry_rows.append(erow + (h,))
+                            f"entry {e.key!r}: receivable {account} would be positive ({bal})")
+            campaign, rule, rules_hash, step, reverses = (
+                e.campaign, e.rule, e.rules_hash, e.step, e.reverses)
+            ekey = e.key
+            text = (
+                f'{prev_hash}{{"campaign":{"null" if campaign is None else s(campaign)},'
+                f'"effective":"{eff}","events":{s(events_text)},"key":{s(ekey)},'
+                f'"memo":{s(memo_text)},"postings":[{",".join(parts)}],'
+                f'"prev_hash":{s(prev_hash)},"recorded":{s(recorded)},'
+                f'"reverses":{"null" if reverses is None else reverses},'
+                f'"rule":{"null" if rule is None else s(rule)},'
+                f'"rules_hash":{"null" if rules_hash is None else s(rules_hash)},"seq":{seq},'
+                f'"step":{"null" if step is None else s(step)}}}'
+            )
+            h = sha256(text.encode()).hexdigest()
+            add_erow((seq, ekey, eff, recorded, campaign, rule, rules_hash, step,
+                      events_text, reverses, memo_text, prev_hash, h))
             posting_rows.extend(prows)
             entry = Entry(
-                seq, e.key, e.effective, recorded, e.campaign, e.rule, e.rules_hash, e.step,
-                tuple(e.events), e.reverses, json.loads(memo_text) if e.memo is not None else {},
-                prev_hash, h,
-                tuple(Posting(p.account, p.kind, p.amount, p.expires, p.lot, r[0])
-                      for p, r in zip(e.postings, prows)),
-            )
-            written[e.key] = entry
-            out.append(entry)
+                seq, ekey, effective, recorded, campaign, rule, rules_hash, step,
+                e.events, reverses, loads(memo_text) if e.memo is not None else {},
+                prev_hash, h, tuple(new_postings))
+            written[ekey] = entry
+            add_out(entry)
             prev_hash = h
 
-        conn.executemany(_INSERT_POSTING, posting_rows)
-        conn.executemany(_INSERT_ENTRY, entry_rows)
+        if posting_rows:
+            conn.executemany(_INSERT_POSTING, posting_rows)
+        if entry_rows:
+            conn.executemany(_INSERT_ENTRY, entry_rows)
         for key, bal in balances.items():
             self._store(key, (bal, pid))
+        if len(written) == len(out):
+            return out  # type: ignore[return-value]
         return [x if isinstance(x, Entry) else existing.get(x[0]) or written[x[0]] for x in out]
 
     @staticmethod
     def _memo_text(e: NewEntry) -> str:
-        if e.memo is None:
+        memo = e.memo
+        if memo is None:
             return "{}"
         try:
-            return canonical(e.memo if e.memo is not None else {})
-        except (TypeError, ValueError) as exc:
+            return canonical(memo)
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidEntry(f"entry {e.key!r}: memo is not JSON-serialisable: {exc}") from None
 
     @staticmethod
-    def _validate(e: NewEntry, lot_refs: set, checked: set) -> None:
+    def _validate(e: NewEntry, lot_refs: set, checked: set) -> list | None:
+        """Check one entry on its own; returns the (account, kind) pairs whose
+        running balance must be checked (budgets, receivables), or None."""
         key = e.key
-        _check_date(f"entry {key!r}: effective", e.effective)
+        effective = e.effective
+        if type(effective) is not dt.date:
+            _check_date(f"entry {key!r}: effective", effective)
         # An entry without postings is a record only (a lottery draw, a refused
         # redemption, a run marker): it is hash-chained like every other entry.
-        for what in ("campaign", "rule", "rules_hash", "step"):
-            v = getattr(e, what)
-            if v is not None and not isinstance(v, str):
+        for what, v in (("campaign", e.campaign), ("rule", e.rule),
+                        ("rules_hash", e.rules_hash), ("step", e.step)):
+            if v is not None and type(v) is not str and not isinstance(v, str):
                 raise InvalidEntry(f"entry {key!r}: {what} must be a string or None")
-        if e.reverses is not None and (not isinstance(e.reverses, int) or e.reverses <= 0):
+        rev = e.reverses
+        if rev is not None and (not isinstance(rev, int) or rev <= 0):
             raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
-        for ev in e.events:
-            if not isinstance(ev, str):
-                raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {ev!r}")
+        postings = e.postings
+        if not postings:
+            return None
         sums: dict[str, int] = {}
-        for idx, p in enumerate(e.postings):
-            if not isinstance(p, Posting):
+        touched = None
+        accounts = _ACCOUNTS
+        for idx, p in enumerate(postings):
+            if type(p) is not Posting and not isinstance(p, Posting):
                 raise InvalidEntry(f"entry {key!r}: posting {idx} is not a Posting")
-            try:
-                acct = parse_account(p.account)
-            except InvalidAccount as exc:
-                raise InvalidAccount(f"entry {key!r}, posting {idx}: {exc}") from None
+            account = p.account
+            info = accounts.get(account) if type(account) is str else None
+            if info is None:
+                try:
+                    info = account_info(account)
+                except InvalidAccount as exc:
+                    raise InvalidAccount(f"entry {key!r}, posting {idx}: {exc}") from None
+                except TypeError:  # unhashable
+                    raise InvalidAccount(f"entry {key!r}, posting {idx}: account must be a"
+                                         f" string, not {type(account).__name__}") from None
+            t, akind = info
             kind = p.kind
             if kind not in _KIND_NAMES:
                 raise InvalidEntry(f"entry {key!r}, posting {idx}: unknown point kind {kind!r}")
-            if acct.kind is not None and acct.kind != kind:
+            if akind is not None and akind != kind:
                 raise InvalidEntry(
-                    f"entry {key!r}, posting {idx}: kind {kind!r} on account {p.account}"
+                    f"entry {key!r}, posting {idx}: kind {kind!r} on account {account}"
                 )
             amount = p.amount
-            if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
-                raise InvalidEntry(
-                    f"entry {key!r}, posting {idx}: amount must be a non-zero integer, not {amount!r}"
-                )
+            if type(amount) is not int or amount == 0:
+                if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+                    raise InvalidEntry(
+                        f"entry {key!r}, posting {idx}: amount must be a non-zero integer,"
+                        f" not {amount!r}"
+                    )
             sums[kind] = sums.get(kind, 0) + amount
-            if acct.type == "member":
+            if t == "m":
                 if amount > 0:
-                    if p.expires is None:
+                    expires = p.expires
+                    if expires is None:
                         raise InvalidEntry(
-                            f"entry {key!r}, posting {idx}: a credit to {p.account} must carry"
+                            f"entry {key!r}, posting {idx}: a credit to {account} must carry"
                             " expires (it opens a lot)"
                         )
-                    _check_date(f"entry {key!r}, posting {idx}: expires", p.expires)
-                    if p.expires < e.effective:
+                    if type(expires) is not dt.date:
+                        _check_date(f"entry {key!r}, posting {idx}: expires", expires)
+                    if expires < effective:
                         raise InvalidEntry(
-                            f"entry {key!r}, posting {idx}: lot expires {p.expires} before the"
-                            f" entry's effective date {e.effective}"
+                            f"entry {key!r}, posting {idx}: lot expires {expires} before the"
+                            f" entry's effective date {effective}"
                         )
                     if p.lot is not None:
                         raise InvalidEntry(f"entry {key!r}, posting {idx}: a credit has no lot")
                 else:
-                    if p.lot is None or not isinstance(p.lot, int) or isinstance(p.lot, bool):
-                        raise InvalidEntry(
-                            f"entry {key!r}, posting {idx}: a debit of {p.account} must name the"
-                            " lot (posting id) it draws from"
-                        )
+                    lot = p.lot
+                    if lot is None or type(lot) is not int:
+                        if lot is None or not isinstance(lot, int) or isinstance(lot, bool):
+                            raise InvalidEntry(
+                                f"entry {key!r}, posting {idx}: a debit of {account} must name"
+                                " the lot (posting id) it draws from"
+                            )
                     if p.expires is not None:
                         raise InvalidEntry(f"entry {key!r}, posting {idx}: a debit has no expires")
-                    lot_refs.add(p.lot)
+                    lot_refs.add(lot)
             else:
                 if p.expires is not None or p.lot is not None:
                     raise InvalidEntry(
                         f"entry {key!r}, posting {idx}: only member accounts have expires/lot"
                     )
-                if acct.type != "system":
-                    checked.add((p.account, kind))
-        bad = {k: s for k, s in sums.items() if s != 0}
-        if bad:
-            detail = ", ".join(f"{k} {s:+d}" for k, s in sorted(bad.items()))
-            raise UnbalancedEntry(f"entry {key!r} does not sum to zero per kind: {detail}")
+                if t != "s":
+                    pair = (account, kind)
+                    checked.add(pair)
+                    if touched is None:
+                        touched = [pair]
+                    elif pair not in touched:
+                        touched.append(pair)
+        for s in sums.values():
+            if s != 0:
+                bad = {k: s for k, s in sums.items() if s != 0}
+                detail = ", ".join(f"{k} {s:+d}" for k, s in sorted(bad.items()))
+                raise UnbalancedEntry(f"entry {key!r} does not sum to zero per kind: {detail}")
+        return touched
 
     # ------------------------------------------------------------------ reads
 
