@@ -150,8 +150,9 @@ def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.da
     params.update(after=after.isoformat(), until=until.isoformat())
     any_match = " OR ".join(f"({sql})" for sql in plan.match_sql.values())
     out: dict[dt.date, set] = defaultdict(set)
-    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.day > :after AND e.day <= :until "
-           f"AND e.seq <= :wm AND ({any_match})")
+    types = ", ".join(f"'{t}'" for t in plan.types)  # event type names from the schema
+    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.type IN ({types}) "
+           f"AND e.day > :after AND e.day <= :until AND e.seq <= :wm AND ({any_match})")
     for day, member in conn.execute(sql, params):
         out[dt.date.fromisoformat(day)].add(member)
     if plan.undo_types:

@@ -48,7 +48,10 @@ CREATE INDEX IF NOT EXISTS events_type_member ON events(type, member);
 -- No index on (member) alone: every member query also names the type(s), and
 -- each index costs a random B-tree insert per imported event.
 DROP INDEX IF EXISTS events_member;
-CREATE INDEX IF NOT EXISTS events_day ON events(day);
+DROP INDEX IF EXISTS events_day;
+-- Campaign periods, relevance after payment and redemptions all ask "events of
+-- these types from this day on": (type, day) answers them with range scans.
+CREATE INDEX IF NOT EXISTS events_type_day ON events(type, day);
 CREATE INDEX IF NOT EXISTS events_ref ON events(ref) WHERE ref IS NOT NULL;
 
 -- The journal: atomic groups of postings, hash-chained in `seq` order.
