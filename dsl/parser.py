@@ -210,9 +210,34 @@ def _syntax_diagnostic(path: str, exc: UnexpectedInput, source: str) -> Diagnost
 
 # ---------------------------------------------------------------- tree -> AST
 
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+
+
 def _unquote(token: Token) -> str:
+    """A string literal's text. Escapes: \\" \\\\ \\n \\t and \\uXXXX; anything else is an error."""
     body = str(token)[1:-1]
-    return body.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8") if "\\" in body else body
+    if "\\" not in body:
+        return body
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1: i + 2]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+            i += 2
+        elif nxt == "u" and len(body[i + 2: i + 6]) == 4 and all(c in "0123456789abcdefABCDEF" for c in body[i + 2: i + 6]):
+            code = int(body[i + 2: i + 6], 16)
+            if 0xD800 <= code <= 0xDFFF:
+                raise _Invalid(token, f"invalid escape \\u{body[i + 2: i + 6]} in a string (a lone surrogate)")
+            out.append(chr(code))
+            i += 6
+        else:
+            raise _Invalid(token, f"invalid escape \\{nxt} in a string (use \\\" \\\\ \\n \\t or \\uXXXX)")
+    return "".join(out)
 
 
 def _int(token: Token) -> int:

@@ -34,7 +34,7 @@ from dsl.loader import LoadedCampaign, RuleSet
 from ledger import db
 from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
 from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
-from ledger.errors import BudgetExceeded, InsufficientPoints, LedgerError
+from ledger.errors import BudgetExceeded, IdempotencyConflict, InsufficientPoints, LedgerError
 from ledger.journal import Journal
 from ledger.model import NewEntry, Posting
 
@@ -298,22 +298,32 @@ class Runner:
             "SELECT id, member, body FROM events WHERE type = 'redemption' AND day = ? AND seq <= ? "
             "ORDER BY at, seq", (day.isoformat(), self.wm)))
         for event_id, member, body in rows:
-            key = f"redeem:{event_id}"
-            if self.journal.entry_by_key(key) is not None:
-                continue
-            data = json.loads(body)
-            try:
-                self.journal.redeem(member, data["points"], data["use"], day, key=key,
-                                    events=(event_id,), recorded=self.recorded)
-                self.report.redemptions += 1
-                self.report.redeemed_points += data["points"]
-            except InsufficientPoints as exc:
-                self.journal.append([NewEntry(
-                    key=key, effective=day, postings=(), recorded=self.recorded, step="redeem",
-                    events=(event_id,), memo={"refused": str(exc), "member": member,
-                                              "points": data["points"], "use": data["use"]})])
-                self.report.refused_redemptions.append((event_id, member, str(exc)))
-            self.report.entries += 1
+            with db.transaction(self.conn):  # look and write under one lock: runs may race
+                self.redeem_one(day, event_id, member, json.loads(body))
+
+    def redeem_one(self, day: dt.date, event_id: str, member: str, data: dict) -> None:
+        """One redemption event: spent, or recorded as refused with the reason."""
+        key = f"redeem:{event_id}"
+        if self.journal.entry_by_key(key) is not None:
+            return
+        try:
+            self.journal.redeem(member, data["points"], data["use"], day, key=key,
+                                events=(event_id,), recorded=self.recorded)
+            self.report.redemptions += 1
+            self.report.redeemed_points += data["points"]
+        except IdempotencyConflict:
+            # Another run recorded this redemption (spent or refused) first: it is done.
+            done = self.journal.entry_by_key(key)
+            if done is None or done.events != (event_id,):
+                raise
+            return
+        except InsufficientPoints as exc:
+            self.journal.append([NewEntry(
+                key=key, effective=day, postings=(), recorded=self.recorded, step="redeem",
+                events=(event_id,), memo={"refused": str(exc), "member": member,
+                                          "points": data["points"], "use": data["use"]})])
+            self.report.refused_redemptions.append((event_id, member, str(exc)))
+        self.report.entries += 1
 
     def expire(self, as_of: dt.date) -> None:
         if as_of > self.until:

@@ -4,7 +4,7 @@ An import is all-or-nothing for the whole call: every line of every file is
 checked against the contract (`ledger.event_schema`), every problem is
 collected as a `file:line: reason` string, and only if there is none are the
 new events written -- in one transaction, in file order, hash-chained like the
-journal (`hash = sha256(prev_hash + body)`, the first `prev_hash` is 64 zeros).
+journal (`hash = sha256(prev_hash + body + US + source)`, the first `prev_hash` is 64 zeros).
 
 An event whose id is already stored (or seen earlier in the same call) with
 the same normalised content is skipped, so re-importing a file is a no-op; the
@@ -70,7 +70,14 @@ _EXISTS = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
 
 
 class EventError(Exception):
-    """Raised when an events file cannot be read at all."""
+    """Raised when an events file cannot be read at all (from `line` on, if given)."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+    def where(self, path) -> str:
+        return f"{path}:{self.line}" if self.line else f"{path}"
 
 
 @attrs.frozen
@@ -121,9 +128,13 @@ def _make_fast_canonical():
 _canonical = _make_fast_canonical()
 
 
-def event_hash(prev_hash: str, body: str) -> str:
-    """The chain hash of an events row: sha256 over prev_hash + body, hex."""
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+def event_hash(prev_hash: str, body: str, source: str) -> str:
+    """The chain hash of an events row: sha256 over prev_hash, body and source, hex.
+
+    Every other column (id, type, member, at, day, ...) is derived from `body`;
+    `verify` checks them against it, so no stored cell escapes the chain.
+    """
+    return hashlib.sha256((prev_hash + body + "\x1f" + source).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- reading
@@ -185,8 +196,9 @@ def _read_jsonl(path) -> Iterator[tuple[int, Any, Any]]:
             n += 1
             try:
                 text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EventError(f"not UTF-8 text (line {n}, byte {exc.start + 1})") from None
+            except UnicodeDecodeError as exc:  # this line is bad; the others are still checked
+                yield n, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                continue
             try:  # the common case: an object, then only the line break
                 record, end = raw_decode(text)
                 if end == len(text) or text[end:].isspace():
@@ -237,7 +249,7 @@ def _utf8_lines(f) -> Iterator[str]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise EventError(f"not UTF-8 text (line {n}, byte {exc.start + 1})") from None
+            raise EventError(f"not UTF-8 text (byte {exc.start + 1} of the line)", line=n) from None
         if n == 1 and text.startswith("\ufeff"):
             text = text[1:]
         yield text
@@ -388,7 +400,7 @@ class _Batch:
                                f" (first seen at {old[1]})")
                 continue
             known[id_] = (r[9], r[10])
-            h = sha256(prev_bytes + r[11]).hexdigest()
+            h = sha256(prev_bytes + r[11] + b"\x1f" + r[10].encode()).hexdigest()
             rows.append((id_, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], prev, h))
             prev = h
             prev_bytes = h.encode()
@@ -506,7 +518,7 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike]) -> I
                     else:
                         batch.add(fi, line, f"{path}:{line}", record)
             except EventError as exc:
-                batch.error(fi, 1 << 62, f"{path}: {exc}")
+                batch.error(fi, exc.line or 1 << 62, f"{exc.where(path)}: {exc}")
 
     return _run(conn, labels, feed)
 

@@ -256,18 +256,37 @@ def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
     chain = genesis
     n = 0
     expected = None
-    for seq, eid, body, prev_hash, h in conn.execute(
-        "SELECT seq, id, body, prev_hash, hash FROM events ORDER BY seq"
+    for seq, eid, body, source, prev_hash, h in conn.execute(
+        "SELECT seq, id, body, source, prev_hash, hash FROM events ORDER BY seq"
     ):
         n += 1
         if prev_hash != chain:
             own.add(f"event {seq} ({eid}): prev_hash does not match the previous event")
-        if event_hash(prev_hash, body) != h:
+        if not isinstance(body, str) or not isinstance(source, str) or event_hash(prev_hash, body, source) != h:
             own.add(f"event {seq} ({eid}): hash mismatch")
         chain = h
         expected = seq
     del expected
+    # The other columns are derived from `body` (the hashed truth); one SQL pass
+    # finds any row whose columns disagree with it.
+    for seq, eid in conn.execute(_EVENT_COLUMNS_DISAGREE):
+        own.add(f"event {seq} ({eid}): stored columns disagree with its hashed body")
     return n
+
+
+_EVENT_COLUMNS_DISAGREE = """
+SELECT seq, id FROM events WHERE NOT json_valid(body)
+   OR id IS NOT json_extract(body, '$.id')
+   OR type IS NOT json_extract(body, '$.type')
+   OR member IS NOT json_extract(body, '$.member')
+   OR at IS NOT json_extract(body, '$.at')
+   OR day IS NOT substr(json_extract(body, '$.at'), 1, 10)
+   OR time IS NOT substr(json_extract(body, '$.at'), 12, 8)
+   OR weekday IS NOT (CAST(strftime('%w', substr(json_extract(body, '$.at'), 1, 10)) AS INTEGER) + 6) % 7
+   OR amount IS NOT json_extract(body, '$.amount')
+   OR ref IS NOT json_extract(body, '$.ref')
+ORDER BY seq
+"""
 
 
 def _verify_cache(conn: apsw.Connection, bad: _Problems) -> None:

@@ -264,8 +264,8 @@ def test_unreadable_files(conn, tmp_path):
     assert report.errors == (
         f"{missing}: no such file",
         f"{missing_noext}: no such file",
-        f"{latin1}: not UTF-8 text (line 2, byte 24)",
-        f"{binary}: not UTF-8 text (line 2, byte 1)",
+        f"{latin1}:2: not UTF-8 text (byte 24 of the line)",
+        f"{binary}:2: not UTF-8 text (byte 1 of the line)",
         f"{tmp_path}: is a directory, not an events file",
     )
     with pytest.raises(EventError, match="no such file"):

@@ -139,8 +139,11 @@ def test_csv_and_jsonl_of_the_same_events_store_the_same_bodies(tmp_path):
     a, b = db.connect(tmp_path / "a.db"), db.connect(tmp_path / "b.db")
     assert import_files(a, [jsonl]).added == 2
     assert import_files(b, [csv_path]).added == 2
-    body = "SELECT body, hash FROM events ORDER BY seq"
+    body = "SELECT body FROM events ORDER BY seq"
     assert list(a.execute(body)) == list(b.execute(body))
+    # The chain also covers where each event came from, so the hashes differ.
+    hashes = "SELECT hash FROM events ORDER BY seq"
+    assert list(a.execute(hashes)) != list(b.execute(hashes))
 
 
 def test_format_is_sniffed_without_a_known_extension(conn, tmp_path):
@@ -193,14 +196,14 @@ def test_hash_chain_continues_across_imports(conn, tmp_path):
     assert import_files(conn, [a]).added == 6
     assert import_files(conn, [b]).added == 2  # S1 refers to B1 from the earlier import
     prev = GENESIS_HASH
-    got = list(conn.execute("SELECT prev_hash, body, hash FROM events ORDER BY seq"))
+    got = list(conn.execute("SELECT prev_hash, body, source, hash FROM events ORDER BY seq"))
     assert len(got) == 8
-    for prev_hash, body, h in got:
+    for prev_hash, body, source, h in got:
         assert prev_hash == prev
-        assert h == event_hash(prev_hash, body)
+        assert h == event_hash(prev_hash, body, source)
         prev = h
     import hashlib
-    assert event_hash("ab", "{}") == hashlib.sha256(b"ab{}").hexdigest()
+    assert event_hash("ab", "{}", "f:1") == hashlib.sha256(b"ab{}\x1ff:1").hexdigest()
 
 
 def test_refs_may_point_forward_and_across_files_of_one_call(conn, tmp_path):

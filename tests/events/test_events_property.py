@@ -131,15 +131,15 @@ def csv_cell(value, style):
 def check_stored(conn, expected):
     assert list(iter_events(conn)) == expected
     prev = GENESIS_HASH
-    for row in conn.execute("SELECT id, day, time, weekday, amount, ref, body, prev_hash, hash FROM events"
-                            " ORDER BY seq"):
-        id_, day, time, weekday, amt, ref, body, prev_hash, h = row
+    for row in conn.execute("SELECT id, day, time, weekday, amount, ref, body, prev_hash, hash, source"
+                            " FROM events ORDER BY seq"):
+        id_, day, time, weekday, amt, ref, body, prev_hash, h, source = row
         norm = json.loads(body)
         assert id_ == norm["id"] and amt == norm["amount"] and ref == norm.get("ref")
         assert day + "T" + time == norm["at"]
         assert weekday == dt.date.fromisoformat(day).weekday()
         assert body == json.dumps(norm, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        assert prev_hash == prev and h == event_hash(prev_hash, body)
+        assert prev_hash == prev and h == event_hash(prev_hash, body, source)
         prev = h
 
 

@@ -105,9 +105,6 @@ CASES = {
     "csv unknown type": ("e.csv", ["id,type,member,at", "c1,nope,M1,2026-03-05T10:00:00"]),
 }
 
-NOT_UTF8_BUG = ("a line that is not UTF-8 is reported as 'file: not UTF-8 text (line N, byte B)' "
-                "(ledger/events.py _read_jsonl/_utf8_lines raise EventError for the whole file) "
-                "instead of the contract's 'file:N: reason'")
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +157,6 @@ def test_bad_line_is_refused_with_file_line_reason_and_nothing_changes(base_db, 
     refuse(base_db, tmp_path, name, ("\n".join(lines) + "\n").encode(), bad_line)
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_UTF8_BUG)
 def test_non_utf8_line_is_reported_with_its_line(base_db, tmp_path):
     data = (json.dumps(BOOKING) + "\n").encode() + b'{"id": "\xff"}\n'
     refuse(base_db, tmp_path, "e.jsonl", data, 2)
@@ -169,7 +165,7 @@ def test_non_utf8_line_is_reported_with_its_line(base_db, tmp_path):
 def test_non_utf8_line_is_refused(base_db, tmp_path):
     data = (json.dumps(BOOKING) + "\n").encode() + b'{"id": "\xff"}\n'
     out = refuse(base_db, tmp_path, "e.jsonl", data, None)
-    assert "line 2" in out
+    assert "e.jsonl:2: not UTF-8 text" in out
 
 
 def test_missing_file_and_directory_are_refused(base_db, tmp_path):

@@ -202,13 +202,6 @@ def test_unmutated_rules_load_and_run(tmp_path, tiny_db):
     assert stats["ran"] == 1
 
 
-BAD_ESCAPE_BUG = ("a string literal with a bad backslash escape (\\x, \\u12, \\N{nope}, \\ud800) "
-                  "makes dsl/parser.py _unquote raise UnicodeDecodeError/UnicodeEncodeError, which "
-                  "load_rules lets out as lark.exceptions.VisitError instead of a RulesError at "
-                  "the string's line:col")
-
-
-@pytest.mark.xfail(strict=True, reason=BAD_ESCAPE_BUG)
 @pytest.mark.parametrize("escape", ["\\x", "\\u12", "\\N{nope}", "\\ud800"])
 def test_bad_escape_in_a_string_is_a_located_diagnostic(tmp_path, escape):
     folder = tmp_path / "rules"

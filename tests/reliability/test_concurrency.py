@@ -47,14 +47,6 @@ def late_events(n: int) -> list[dict]:
     return out
 
 
-REFUSED_REDEMPTION_RACE = (
-    "Runner.redeem (dsl/workflow.py) looks up 'redeem:<event id>' outside the write transaction; "
-    "if another run commits a REFUSED redemption record (no postings, memo {'refused': ...}) under "
-    "that key in between, Journal.redeem finds it inside its transaction and raises "
-    "IdempotencyConflict ('key ... is already used by entry N with a different redemption'): the "
-    "second `points run` exits 1. Seen in about 1 of 3 runs of the process test with redemptions.")
-
-
 def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path, figures):
     # Without redemption events: see test_a_refused_redemption_written_by_another_run_is_not_a_conflict.
     first = write_jsonl(tmp_path / "a.jsonl",
@@ -128,7 +120,6 @@ def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path
     })
 
 
-@pytest.mark.xfail(strict=True, reason=REFUSED_REDEMPTION_RACE)
 def test_a_refused_redemption_written_by_another_run_is_not_a_conflict(tmp_path):
     """The interleaving of two runs, made deterministic: run B checked for the key before
     run A committed its refused redemption, then B redeems inside its own transaction."""

@@ -22,16 +22,6 @@ ENTRY_COLUMNS = ("seq", "key", "effective", "recorded", "campaign", "rule", "rul
                  "events", "reverses", "memo", "prev_hash", "hash")
 POSTING_COLUMNS = ("id", "entry", "idx", "account", "kind", "amount", "expires", "lot")
 
-# Event columns that are a copy of a field of `body` (the hashed text) for fast
-# filtering. The workflow filters on them, so a change changes awards; verify must
-# check them against the body.
-DERIVED_EVENT_COLUMNS = {"id", "type", "member", "at", "day", "time", "weekday", "amount", "ref",
-                         "source"}
-UNCHECKED_EVENT_COLUMNS_BUG = (
-    "verify checks the events chain over `body` only (event_hash(prev_hash, body)); the columns "
-    "derived from the body (id, type, member, at, day, time, weekday, amount, ref) and `source` are "
-    "neither hashed nor compared with the body, so changing them is not detected although the "
-    "workflow selects events by them")
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +102,7 @@ def names(report, *wanted: str) -> bool:
 
 
 def _param(table, column):
-    marks = ()
-    if table == "events" and column in DERIVED_EVENT_COLUMNS:
-        marks = (pytest.mark.xfail(strict=True, reason=UNCHECKED_EVENT_COLUMNS_BUG),)
-    return pytest.param(table, column, marks=marks, id=f"{table}.{column}")
+    return pytest.param(table, column, id=f"{table}.{column}")
 
 
 @pytest.mark.parametrize("table, column",
@@ -219,18 +206,18 @@ def test_events_chain_rewritten_consistently_is_caught_by_rederive(built, tmp_pa
         " AND entries.step LIKE 'main:prize') ORDER BY seq LIMIT 1").fetchone()
     assert row is not None
     seq, body = row
-    rows = conn.execute("SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
+    rows = conn.execute("SELECT seq, body, source FROM events WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
     prev = conn.execute("SELECT prev_hash FROM events WHERE seq = ?", (seq,)).fetchone()[0]
     conn.close()
     import json
     ev = json.loads(body)
     ev["amount"] += 1000
     stmts = []
-    for s, b in rows:
+    for s, b, src in rows:
         if s == seq:
             b = events.canonical_json(ev)
             stmts.append(("UPDATE events SET body = ?, amount = ? WHERE seq = ?", (b, ev["amount"], s)))
-        h = events.event_hash(prev, b)
+        h = events.event_hash(prev, b, src)
         stmts.append(("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, s)))
         prev = h
     path = tampered(built, tmp_path, *stmts)
