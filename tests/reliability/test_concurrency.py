@@ -48,9 +48,9 @@ def late_events(n: int) -> list[dict]:
 
 
 def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path, figures):
-    # Without redemption events: see test_a_refused_redemption_written_by_another_run_is_not_a_conflict.
-    first = write_jsonl(tmp_path / "a.jsonl",
-                        [e for e in generate_events(100, seed=11) if e["type"] != "redemption"])
+    # With redemption events: two runs may reach the same one; the first records it (spent or
+    # refused) and the other sees it done (test_a_refused_redemption_written_by_another_run...).
+    first = write_jsonl(tmp_path / "a.jsonl", generate_events(100, seed=11))
     late = write_jsonl(tmp_path / "b.jsonl", late_events(100))
     path = tmp_path / "points.db"
     for args in (("init",), ("import", first)):
