@@ -19,7 +19,6 @@ import datetime as dt
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -220,6 +219,8 @@ def main(argv=None) -> int:
     echo(f"date    {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
     echo(f"machine {machine()}")
     echo(f"work    {work}")
+    echo("load    %.1f %.1f %.1f (1/5/15 min; other processes share the CPUs: wall times inflate)"
+         % os.getloadavg())
     rows: list[dict] = []
     try:
         for name in args.only or BENCHES:
@@ -227,9 +228,16 @@ def main(argv=None) -> int:
             echo(f"[{name}]")
             sub = os.path.join(work, name)
             os.makedirs(sub, exist_ok=True)
-            got = RUNNERS[name](size, sub, echo)
+            try:
+                got = RUNNERS[name](size, sub, echo)
+            except Exception as exc:  # report it and go on with the other benchmarks
+                import traceback
+
+                traceback.print_exc()
+                got = [dict(name=f"{name}: ERROR", subject=None, reference=None, unit="s", ratio=None,
+                            target="runs", ok=False, note=f"{type(exc).__name__}: {exc}"[:300])]
             rows += got
-            echo(f"  ({time.perf_counter() - t0:.0f} s)")
+            echo(f"  ({time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f})")
             print_rows(got)
             echo("")
             if not args.keep and not args.dir:

@@ -5,8 +5,8 @@
 For each size N, a mixed workload of every program (bench.workloads.mixed, N
 events over N/10 members) is written as JSONL, then three child processes run
 on one database file, each reporting its wall time and its own peak RSS
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss` at exit -- the same figure
-`/usr/bin/time -v` calls "Maximum resident set size"):
+(VmHWM of /proc/self/status at exit: the process's own high-water mark; not
+ru_maxrss, which on Linux keeps the forked parent's size across exec):
 
 - import: `ledger.events.import_files` (what `points import FILE` does);
 - run: `dsl.workflow.Runner(conn, load_rules('rules/'), 2027-04-01).run()`
@@ -70,8 +70,21 @@ def child(stage: str, dbpath: str, arg: str | None) -> dict:
         raise SystemExit(f"unknown stage {stage}")
     conn.close()
     seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return dict(stage=stage, seconds=seconds, rss_mb=rss, **extra)
+    return dict(stage=stage, seconds=seconds, cpu=time.process_time(), rss_mb=peak_rss_mb(), **extra)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size. VmHWM, not ru_maxrss: on Linux ru_maxrss
+    keeps the high-water mark of the pre-exec image (the forked parent), VmHWM is
+    reset by exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_child(stage: str, dbpath: str, arg: str | None = None) -> dict:
@@ -105,8 +118,8 @@ def measure(n: int, work: str, echo=print) -> dict:
     for stage, arg in (("import", src), ("run", UNTIL.isoformat()), ("verify", None)):
         r = run_child(stage, path, arg)
         out[stage] = r
-        extra = {k: v for k, v in r.items() if k not in ("stage", "seconds", "rss_mb", "wall")}
-        echo(f"  scale {n:,}: {stage:6} {r['seconds']:8.1f} s  peak RSS {r['rss_mb']:6.0f} MB  {extra}")
+        extra = {k: v for k, v in r.items() if k not in ("stage", "seconds", "cpu", "rss_mb", "wall")}
+        echo(f"  scale {n:,}: {stage:6} {r['seconds']:8.1f} s (CPU {r['cpu']:7.1f} s)  peak RSS {r['rss_mb']:6.0f} MB  {extra}")
     out["db_mb"] = os.path.getsize(path) / 1e6
     os.remove(src)
     return out
@@ -121,7 +134,8 @@ def run(sizes, work: str, echo=print) -> list[dict]:
         t_lo, t_hi = results[lo][stage]["seconds"], results[hi][stage]["seconds"]
         linear = t_lo * hi / lo
         per = ", ".join(f"{n / 1e6:g}M: {results[n][stage]['seconds']:.1f} s "
-                        f"({results[n][stage]['seconds'] / n * 1e6:.1f} us/event)" for n in sizes)
+                        f"({results[n][stage]['seconds'] / n * 1e6:.1f} us/event, CPU {results[n][stage]['cpu']:.1f} s)"
+                        for n in sizes)
         rows.append(dict(name=f"scale {stage} time @{hi / 1e6:g}M", subject=t_hi, reference=linear, unit="s",
                          ratio=t_hi / linear, target="~1x linear", ok=t_hi / linear <= 1.5,
                          note=f"reference = time @{lo / 1e6:g}M x {hi // lo}; {per}"))

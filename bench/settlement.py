@@ -37,6 +37,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -188,10 +190,20 @@ def journal_awards(conn, campaign: str) -> dict[str, int]:
     return {m: p for m, p in out.items() if p}
 
 
-def _timed(fn, *args):
+CPU: dict[str, float] = {}  # label -> CPU seconds of the last _timed call with that label
+
+
+def _timed(fn, *args, label: str | None = None):
+    """(wall seconds, result); the process CPU seconds go to CPU[label]. CPU time is
+    the steadier figure when other processes share the machine (all of this runs in
+    one thread of this process)."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = fn(*args)
-    return time.perf_counter() - t0, out
+    wall = time.perf_counter() - t0
+    if label:
+        CPU[label] = time.process_time() - c0
+    return wall, out
 
 
 def eval_only(conn, rules, campaign: str, until: dt.date) -> tuple[float, dict[str, int]]:
@@ -221,35 +233,76 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     t_import, report = _timed(import_files, conn, [src])
     assert report.ok, report.errors[:5]
     echo(f"  card cycle: {events:,} events, {members:,} members imported in {t_import:.1f} s")
-    rules = load_rules(rules_subset(work, "jwest-card"))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    cli_path = os.path.join(work, "card-cli.db")  # the same file, for `points run`
+    shutil.copy(path, cli_path)
+    rules_dir = rules_subset(work, "jwest-card")
+    rules = load_rules(rules_dir)
     start, end, until = w.CARD_START, w.CARD_END, w.CARD_PAY
     card_sql(conn, start, end, until)  # warm the page cache for everyone alike
-    t_sql, by_sql = _timed(card_sql, conn, start, end, until)
-    t_loop, by_loop = _timed(card_loop, conn, start, end, until)
+    t_sql, by_sql = _timed(card_sql, conn, start, end, until, label="sql")
+    t_loop, by_loop = _timed(card_loop, conn, start, end, until, label="loop")
     assert by_sql == by_loop, "hand-written SQL and Python loop disagree"
+    c0 = time.process_time()
     t_eval, by_eval = eval_only(conn, rules, "jwest-card", until)
+    CPU["eval"] = time.process_time() - c0
     by_eval = {m: p for m, p in by_eval.items() if p > 0}
     assert by_eval == by_sql, _diff(by_eval, by_sql)
-    t_run, _ = _timed(Runner(conn, rules, until).run)
+    t_run, _ = _timed(Runner(conn, rules, until).run, label="run")
     by_engine = journal_awards(conn, "jwest-card")
     assert by_engine == by_sql, "engine journal differs from the hand-written SQL: " + _diff(by_engine, by_sql)
-    t_rerun, _ = _timed(Runner(conn, rules, until).run)  # a no-op: everything already posted
+    t_rerun, _ = _timed(Runner(conn, rules, until).run, label="rerun")  # a no-op: all posted
     conn.close()
+    cli_rows = points_run(cli_path, rules_dir, until, by_sql, t_sql, echo)
+    cpu = dict(CPU)
+    echo(f"  CPU seconds: run {cpu['run']:.2f}, eval {cpu['eval']:.2f}, SQL {cpu['sql']:.2f}, loop {cpu['loop']:.2f},"
+         f" no-op re-run {cpu['rerun']:.2f} (run/SQL {cpu['run'] / cpu['sql']:.2f}x, loop/run {cpu['loop'] / cpu['run']:.2f}x)")
     echo(f"  {len(by_sql):,} members awarded {sum(by_sql.values()):,} points; SQL, loop, evaluator and "
          "journal agree member by member")
     return [
         dict(name="settle card: run vs SQL", subject=t_run, reference=t_sql, unit="s",
              ratio=t_run / t_sql, target="<= 1.5x", ok=t_run / t_sql <= 1.5,
-             note=f"Runner.run() {t_run:.2f} s vs one hand-written SQL {t_sql:.2f} s"),
+             note=f"Runner.run() {t_run:.2f} s vs one hand-written SQL {t_sql:.2f} s; CPU {cpu['run']:.2f} s vs"
+                  f" {cpu['sql']:.2f} s = {cpu['run'] / cpu['sql']:.2f}x"),
         dict(name="settle card: eval vs SQL", subject=t_eval, reference=t_sql, unit="s",
              ratio=t_eval / t_sql, target="(info)", ok=None,
-             note="evaluation alone (evaluate + award closures, no posting)"),
+             note=f"evaluation alone (evaluate + award closures, no posting); CPU {cpu['eval']:.2f} s ="
+                  f" {cpu['eval'] / cpu['sql']:.2f}x the SQL"),
         dict(name="settle card: loop vs run", subject=t_run, reference=t_loop, unit="s",
              ratio=t_loop / t_run, target=">= 3x", ok=t_loop / t_run >= 3,
-             note=f"per-event Python loop {t_loop:.2f} s is {t_loop / t_run:.1f}x the run"),
+             note=f"per-event Python loop {t_loop:.2f} s is {t_loop / t_run:.2f}x the run; CPU {cpu['loop']:.2f} s"
+                  f" vs {cpu['run']:.2f} s = {cpu['loop'] / cpu['run']:.2f}x"),
+        *cli_rows,
         dict(name="settle card: re-run (no-op)", subject=t_rerun, reference=t_run, unit="s",
              ratio=t_rerun / t_run, target="(info)", ok=None, note="same run again: nothing to post"),
     ]
+
+
+def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql: float, echo) -> list[dict]:
+    """`points --db PATH run --until DATE --rules DIR` as a child process (wall time,
+    interpreter start and rules loading included), if the CLI is there."""
+    cmd = [sys.executable, "-m", "cli.main", "--db", path, "run", "--until", until.isoformat(),
+           "--rules", str(rules_dir)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    except OSError as exc:
+        echo(f"  (points run not measured: {exc})")
+        return []
+    t_cli = time.perf_counter() - t0
+    if out.returncode != 0:
+        echo(f"  (points run not measured: exit {out.returncode}: {out.stderr.strip()[-300:]})")
+        return []
+    conn = db.connect(path)
+    got = journal_awards(conn, "jwest-card")
+    conn.close()
+    assert got == expected, "`points run` journal differs from the hand-written SQL: " + _diff(got, expected)
+    os.remove(path)
+    return [dict(name="settle card: `points run` vs SQL", subject=t_cli, reference=t_sql, unit="s",
+                 ratio=t_cli / t_sql, target="<= 1.5x", ok=t_cli / t_sql <= 1.5,
+                 note="child process `points --db F run --until 2025-02-26 --rules <jwest-card only>` on a"
+                      " copy of the same imported file (interpreter start and rules loading included)")]
 
 
 def _diff(a: dict, b: dict) -> str:
@@ -291,14 +344,14 @@ def yearend(events: int, members: int, work: str, seed: int = 2025, echo=print) 
     rules = load_rules(rules_subset(work, "yearend-2025"))
     params = {"asof": w.YEAREND_PAY.isoformat()}
     list(conn.execute(YEAREND_SQL, params))  # warm-up
-    t_sql, rows = _timed(lambda: list(conn.execute(YEAREND_SQL, params)))
-    t_pay, rep = _timed(Runner(conn, rules, w.YEAREND_PAY).run)
+    t_sql, rows = _timed(lambda: list(conn.execute(YEAREND_SQL, params)), label="ye_sql")
+    t_pay, rep = _timed(Runner(conn, rules, w.YEAREND_PAY).run, label="ye_pay")
     yc = rep.campaigns.get("yearend-2025")
     paid = journal_awards(conn, "yearend-2025")
     # Every winner was paid exactly min(spend, cap) of the hand-written query.
     want = {m: min(s, c) for m, s, c in rows}
     assert paid and all(want[m] == p for m, p in paid.items()), _diff(paid, {m: want.get(m) for m in paid})
-    t_exp, rep2 = _timed(Runner(conn, rules, w.YEAREND_EXPIRY + dt.timedelta(days=1)).run)
+    t_exp, rep2 = _timed(Runner(conn, rules, w.YEAREND_EXPIRY + dt.timedelta(days=1)).run, label="ye_exp")
     conn.close()
     echo(f"  year-end: {len(rows):,} qualified, {yc.winners if yc else 0:,} won within the budget;"
          f" to expiry: {rep2.campaign('yearend-2025').reversals:,} reversals,"
@@ -306,10 +359,11 @@ def yearend(events: int, members: int, work: str, seed: int = 2025, echo=print) 
     return [
         dict(name="settle year-end: to payment", subject=t_pay, reference=t_sql, unit="s",
              ratio=t_pay / t_sql, target="(info)", ok=None,
-             note=f"run to {w.YEAREND_PAY} (lottery, grants) vs hand-written SQL of spend/cap"),
+             note=f"run to {w.YEAREND_PAY} (lottery, grants) vs hand-written SQL of spend/cap;"
+                  f" CPU {CPU['ye_pay']:.2f} s vs {CPU['ye_sql']:.2f} s"),
         dict(name="settle year-end: on to expiry", subject=t_exp, reference=t_sql, unit="s",
              ratio=t_exp / t_sql, target="(info)", ok=None,
-             note=f"run on to {w.YEAREND_EXPIRY + dt.timedelta(days=1)} (reversals, expiry)"),
+             note=f"run on to {w.YEAREND_EXPIRY + dt.timedelta(days=1)} (reversals, expiry); CPU {CPU['ye_exp']:.2f} s"),
     ]
 
 
@@ -322,6 +376,7 @@ def main(argv=None) -> None:
     ap.add_argument("--dir", default=None)
     args = ap.parse_args(argv)
     work = args.dir or tempfile.mkdtemp(prefix="bench-settle-")
+    os.makedirs(work, exist_ok=True)
     from bench.__main__ import print_rows
     rows = card(args.events, args.members, work)
     rows += yearend(args.yearend_events, args.yearend_members, work)
