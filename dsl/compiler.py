@@ -358,6 +358,35 @@ class Compiler:
         return (f"COALESCE((SELECT {table.column(node.column)} FROM {table.sql_name} "
                 f"WHERE {conds} LIMIT 1), {default})")
 
+    def date_bound(self, name: str, a: str) -> str | None:
+        """`a.day` bounds implied by a top-level `date in ...` of the stream's filter, as
+        plain SQL the (type, day) index can serve; None if the filter has none."""
+        s = self.streams[name]
+        parts = []
+        stack = [s.where] if s.where is not None else []
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.BinOp) and node.op == "and":
+                stack += [node.left, node.right]
+            elif (isinstance(node, ast.InRange) and isinstance(node.value, ast.Name)
+                  and node.value.name == "date" and isinstance(node.low, ast.Literal)
+                  and isinstance(node.high, ast.Literal)):
+                op = "<=" if node.inclusive_end else "<"
+                parts.append(f"{a}.day >= {self.param(node.low.value)} AND {a}.day {op} {self.param(node.high.value)}")
+            elif (isinstance(node, ast.Compare) and node.op == "in" and isinstance(node.left, ast.Name)
+                  and node.left.name == "date" and isinstance(node.right, ast.Name)
+                  and node.right.name in sym.RANGE_NAMES):
+                lo, hi = self.range_sql(node.right.name)
+                parts.append(f"{a}.day >= {lo} AND {a}.day <= {hi}")
+        return " AND ".join(parts) if parts else None
+
+    def scan(self, name: str, a: str) -> str:
+        """The indexable part of a stream's predicate: its type and its date bounds."""
+        s = self.streams[name]
+        bound = self.date_bound(name, a)
+        typ = f"{a}.type = {self.param(s.event_type)}"
+        return f"({typ} AND {bound})" if bound else f"({typ})"
+
     def visible(self, a: str) -> str:
         return f"{a}.day <= :asof AND {a}.seq <= :wm"
 
@@ -448,7 +477,8 @@ class Compiler:
             sql = (f"SELECT member, MIN(day) FROM ("
                    f"SELECT e.member AS member, e.day AS day, SUM({fsql}) OVER "
                    f"(PARTITION BY e.member ORDER BY e.at, e.seq ROWS UNBOUNDED PRECEDING) AS running "
-                   f"FROM events e WHERE {self.match(stream.name, 'e', with_visibility=True)} "
+                   f"FROM events e WHERE {self.scan(stream.name, 'e')} "
+                   f"AND {self.match(stream.name, 'e', with_visibility=True)} "
                    f"{{members}}) WHERE running >= {threshold} GROUP BY member ORDER BY member")
             self.side.append(SideQuery(slot, sql, "reaching"))
             self._slot_of[key] = slot
@@ -547,7 +577,8 @@ class Compiler:
         key_sql = self.field_sql(stream, node.key, "e")
         cols = ", ".join(group["exprs"][s] for s, _ in group["slots"]) or "NULL"
         sql = (f"SELECT e.member, {key_sql} AS k, {cols} FROM events e "
-               f"WHERE {self.match(stream.name, 'e', with_visibility=True)} {{members}} "
+               f"WHERE {self.scan(stream.name, 'e')} "
+               f"AND {self.match(stream.name, 'e', with_visibility=True)} {{members}} "
                f"GROUP BY e.member, k ORDER BY e.member, k")
         plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body)
         self.side.append(SideQuery(slot, sql, "group", plan))
@@ -590,8 +621,8 @@ class Compiler:
         select = ", ".join(["e.member"] + self.main_exprs
                            + [f"json_group_array(e.id) FILTER (WHERE {any_stream})"])
         types = tuple(sorted({s.event_type for s in self.streams.values()}))
-        type_params = ", ".join(self.param(t) for t in types)
-        main_sql = (f"SELECT {select} FROM events e WHERE e.type IN ({type_params}) "
+        scans = " OR ".join(sorted({self.scan(name, "e") for name in self.streams}))
+        main_sql = (f"SELECT {select} FROM events e WHERE ({scans}) "
                     f"AND {self.visible('e')} {{members}} GROUP BY e.member ORDER BY e.member")
         match_sql = {name: self.match(name, "e") for name in self.streams}
         undo = tuple(sorted({t for s in self.streams.values() for t in s.undone_by}))

@@ -47,12 +47,19 @@ def query_params(plan: Plan, period: Period, asof: dt.date, wm: int, member: str
         pend=(period.end or wend).isoformat() if (period.end or wend) else FAR_FUTURE,
     )
     if member is not None:
-        params["member"] = member
+        params["member"] = member if isinstance(member, str) else json.dumps(sorted(member))
     return params
 
 
-def _sql(template: str, member: str | None, alias: str = "e") -> str:
-    return template.replace("{members}", f"AND {alias}.member = :member" if member is not None else "")
+def _sql(template: str, member, alias: str = "e") -> str:
+    """The query for everyone, one member (a str) or a list of members (bound as JSON)."""
+    if member is None:
+        restrict = ""
+    elif isinstance(member, str):
+        restrict = f"AND {alias}.member = :member"
+    else:
+        restrict = f"AND {alias}.member IN (SELECT value FROM json_each(:member))"
+    return template.replace("{members}", restrict)
 
 
 def install_tables(conn: apsw.Connection, plan: Plan) -> None:
@@ -91,8 +98,9 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
 
 
 def evaluate(conn: apsw.Connection, plan: Plan, period: Period, asof: dt.date, wm: int,
-             member: str | None = None) -> Iterator[MemberEnv]:
-    """Every member with events in the plan's streams, with their aggregates, in member order."""
+             member: str | list[str] | tuple[str, ...] | None = None) -> Iterator[MemberEnv]:
+    """Every member with events in the plan's streams, with their aggregates, in member order
+    (or only `member`, or only the members of a list)."""
     install_tables(conn, plan)
     params = query_params(plan, period, asof, wm, member)
     sources = [_main_rows(conn, plan, params, member)]

@@ -201,6 +201,24 @@ class Runner:
         self.progress = progress
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.report = RunReport(until, self.wm)
+        self._states: dict[tuple[str, str], PeriodState] = {}
+        self.done_until = self.completed_until()
+        self.expired_upto: dt.date | None = None
+        self.stale_lots = False
+
+    def completed_until(self) -> dt.date | None:
+        """The last day an earlier run finished with these very events and rules.
+
+        Its marker is written only after all its steps, so every step dated up to
+        that day is done: a re-run skips them instead of recomputing to no effect.
+        """
+        done = None
+        for (memo,) in self.conn.execute("SELECT memo FROM entries WHERE step = 'run'"):
+            memo = json.loads(memo)
+            if memo.get("watermark") == self.wm and memo.get("rules") == dict(sorted(self.rules.hashes.items())):
+                until = dt.date.fromisoformat(memo["until"])
+                done = until if done is None or until > done else done
+        return done
 
     # --- calendar
     def agenda(self) -> dict[dt.date, list]:
@@ -263,6 +281,8 @@ class Runner:
 
     def run(self) -> RunReport:
         days = self.agenda()
+        if self.done_until is not None:
+            days = {d: tasks for d, tasks in days.items() if d > self.done_until}
         order = sorted(days)
         total = sum(len(v) for v in days.values()) + 1
         done = 0
@@ -326,13 +346,18 @@ class Runner:
         self.report.entries += 1
 
     def expire(self, as_of: dt.date) -> None:
-        if as_of > self.until:
+        if as_of > self.until or (self.done_until is not None and as_of <= self.done_until):
             return
-        written = self.journal.expire(as_of, recorded=self.recorded)
-        for e in written:
-            self.report.expiries += 1
-            self.report.expired_points += sum(p.amount for p in e.postings if p.account == "system:expired")
-        self.report.entries += len(written)
+        if self.expired_upto is not None and as_of <= self.expired_upto:
+            return
+        # After the first call, only lots expiring since the last one are read; a grant
+        # made this run with an expiry already past resets that (stale_lots).
+        since = None if self.stale_lots else self.expired_upto
+        entries, points = self.journal.expire_lots(as_of, recorded=self.recorded, since=since)
+        self.expired_upto, self.stale_lots = as_of, False
+        self.report.expiries += entries
+        self.report.expired_points += points
+        self.report.entries += entries
 
     def mark(self) -> None:
         key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
@@ -343,9 +368,20 @@ class Runner:
                       "rules": dict(sorted(self.rules.hashes.items()))})])
 
     # --- a campaign checkpoint: one transaction
+    def period_state(self, lc: LoadedCampaign, period: Period) -> "PeriodState":
+        key = (lc.name, period.id)
+        if key not in self._states:
+            self._states[key] = PeriodState(self.conn, lc.name, period.id)
+        return self._states[key]
+
     def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
-        with db.transaction(self.conn):
-            Checkpointer(self, lc, cp).run()
+        try:
+            with db.transaction(self.conn):
+                Checkpointer(self, lc, cp).run()
+        except BaseException:
+            self._states.pop((lc.name, cp.period.id), None)  # memory may be ahead of the rollback
+            raise
+        self.period_state(lc, cp.period).written()
 
 
 def _task_order(task) -> tuple:
@@ -355,6 +391,72 @@ def _task_order(task) -> tuple:
 
 def _digest(hashes: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()
+
+
+class PeriodState:
+    """What a campaign period has paid so far, per (award, member), as of a date.
+
+    Loaded once per run from the journal (no memo is decoded but the member name
+    and the lottery winners) and moved forward date by date: a run visits its
+    checkpoints in date order, and entries of earlier runs dated later than the
+    current checkpoint are applied only when the run reaches their date.
+    """
+
+    def __init__(self, conn, campaign: str, period_id: str):
+        self.conn, self.campaign, self.period_id = conn, campaign, period_id
+        self.load()
+
+    def head(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries WHERE campaign = ?",
+                                 (self.campaign,)).fetchone()[0]
+
+    def load(self) -> None:
+        self.paid: dict[tuple[str, str], int] = defaultdict(int)
+        self.grants: dict[tuple[str, str], list] = defaultdict(list)
+        self.draws: dict[str, set] = {}
+        self.future: list[tuple] = []
+        self.day = None
+        prefix = f"{self.period_id}:"
+        rows = self.conn.execute(
+            "SELECT e.effective, e.seq, e.step, e.reverses, "
+            "CASE WHEN e.step LIKE '%:draw' THEN json_extract(e.memo, '$.winners') "
+            "ELSE json_extract(e.memo, '$.member') END, "
+            "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
+            " AND (p.account >= 'member:' AND p.account < 'member;' "
+            "   OR p.account >= 'receivable:' AND p.account < 'receivable;')), 0) "
+            "FROM entries e WHERE e.campaign = ? AND e.step >= ? AND e.step < ? ORDER BY e.seq",
+            (self.campaign, prefix, self.period_id + ";"))
+        for effective, seq, step, reverses, who, net in rows:
+            award = step[len(prefix):]
+            if award.endswith(":draw"):  # a draw happens once, whatever its date
+                self.draws[award[:-5]] = set(json.loads(who or "[]"))
+            elif who is not None and not award.endswith(":refused"):
+                self.future.append((effective, seq, award, who, net, reverses))
+        self.future.sort()
+        self.seen = self.head()
+
+    def advance(self, day: dt.date) -> None:
+        """Apply every loaded entry dated on or before `day` (reload if another process wrote)."""
+        if self.head() != self.seen:
+            self.load()
+        iso = day.isoformat()
+        n = 0
+        for effective, seq, award, member, net, reverses in self.future:
+            if effective > iso:
+                break
+            n += 1
+            self.paid[(award, member)] += net
+            if reverses is None and net > 0:
+                self.grants[(award, member)].append([seq, net])
+            elif reverses is not None:
+                for g in self.grants[(award, member)]:
+                    if g[0] == reverses:
+                        g[1] += net
+        del self.future[:n]
+
+    def written(self) -> None:
+        """Our own checkpoint wrote entries (already applied in memory)."""
+        self.seen = self.head()
 
 
 class Checkpointer:
@@ -367,7 +469,9 @@ class Checkpointer:
         self.plan = lc.plan
         self.cp = cp
         self.report = runner.report.campaign(lc.name)
-        self.paid, self.grants, self.draws = self.load_state()
+        state = runner.period_state(lc, cp.period)
+        state.advance(cp.day)
+        self.paid, self.grants, self.draws = state.paid, state.grants, state.draws
         budget = self.plan.campaign.budget
         self.budget_kind = budget.kind if budget else None
         self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
@@ -395,47 +499,12 @@ class Checkpointer:
             record[0] = entry.seq
         self.batch, self.pending = [], []
 
-    def load_state(self):
-        """Net points paid per (award, member) up to this checkpoint's date, their grant
-        entries, and the lottery draws (whatever their date: a draw happens once)."""
-        paid: dict[tuple[str, str], int] = defaultdict(int)
-        grants: dict[tuple[str, str], list] = defaultdict(list)
-        draws: dict[str, dict] = {}
-        prefix = f"{self.cp.period.id}:"
-        rows = self.r.conn.execute(
-            "SELECT e.seq, e.step, e.reverses, e.memo, "
-            "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
-            " AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')), 0) "
-            "FROM entries e WHERE e.campaign = ? AND e.step >= ? AND e.step < ? "
-            "AND (e.effective <= ? OR e.step LIKE '%:draw') ORDER BY e.seq",
-            (self.lc.name, prefix, self.cp.period.id + ";", self.cp.day.isoformat()))
-        for seq, step, reverses, memo, net in rows:
-            award = step[len(prefix):]
-            memo = json.loads(memo)
-            if award.endswith(":draw"):
-                draws[award[:-5]] = memo
-                continue
-            member = memo.get("member")
-            if member is None:
-                continue
-            paid[(award, member)] += net
-            if reverses is None and net > 0:
-                grants[(award, member)].append([seq, net])
-            elif reverses is not None:
-                for g in grants[(award, member)]:
-                    if g[0] == reverses:
-                        g[1] += net
-        return paid, grants, draws
-
     def run(self) -> None:
         cp = self.cp
         members = cp.members
         envs: Iterable[MemberEnv]
-        if members is None:
-            envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm)
-        else:
-            envs = (env for m in members
-                    for env in evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm, member=m))
+        envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
+                        member=None if members is None else list(members))
         lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
         pending_draw = {a.name: [] for a in lotteries
                         if a.name not in self.draws and self._due_fixed(a)}
@@ -447,8 +516,8 @@ class Checkpointer:
                         if target:
                             pending_draw[award.name].append((env.member, target, env))
                         continue
-                    draw = self.draws.get(award.name)
-                    if draw is None or env.member not in set(draw.get("winners", ())):
+                    winners = self.draws.get(award.name)
+                    if winners is None or env.member not in winners:
                         continue
                 self.settle(award, env)
         for name, candidates in pending_draw.items():
@@ -512,8 +581,11 @@ class Checkpointer:
             postings.append(Posting(receivable_account(member, award.kind), award.kind, payoff))
             self.owed[(member, award.kind)] = owed - payoff
         if amount > payoff:
+            expires = expiry_date(award, pay_date)
+            if self.r.expired_upto is not None and expires <= self.r.expired_upto:
+                self.r.stale_lots = True  # a late grant of a lot already past its expiry
             postings.append(Posting(member_account(member, award.kind), award.kind, amount - payoff,
-                                    expires=expiry_date(award, pay_date)))
+                                    expires=expires))
         self.batch.append(NewEntry(
             key="award:" + self._base_key(award, member), effective=self.cp.day, postings=postings,
             recorded=self.r.recorded, events=events, campaign=self.lc.name, rule=self.lc.file,
@@ -597,7 +669,7 @@ class Checkpointer:
                   "rule": (f"{award.lottery.winners} winners" if award.lottery.winners is not None
                            else "draw order within budget")}))
         self.pending.append([None, 0])
-        self.draws[award.name] = {"winners": winners}
+        self.draws[award.name] = set(winners)
         self.report.draws += 1
         self.report.winners += len(winners)
         self.r.report.entries += 1

@@ -770,19 +770,37 @@ class Journal:
         One entry per member and expiry date, effective on that date, key
         `expire:<member>:<date>`. Returns the entries written ([] if none).
         """
+        out: list[Entry] = []
+        self.expire_lots(as_of, recorded, collect=out)
+        return out
+
+    def expire_lots(self, as_of: dt.date, recorded: str | dt.date | None = None, *,
+                    since: dt.date | None = None, collect: list | None = None,
+                    chunk: int = 2_000) -> tuple[int, int]:
+        """`expire`, for big days: entries are appended in chunks inside one transaction
+        and only counted (entries, points), so memory does not grow with the members.
+
+        `since`: only lots with expires > since (the caller expired everything up to
+        it already), so a run that expires day by day reads each lot once.
+        """
         _check_date("as_of", as_of)
+        n_entries = n_points = 0
         with self._txn():
             groups: dict[tuple[str, str], list] = {}
+            where, params = "p.expires <= ?", [as_of.isoformat()]
+            if since is not None:
+                where += " AND p.expires > ?"
+                params.append(since.isoformat())
             for lid, account, kind, expires, rem in self.conn.execute(
                 "SELECT p.id, p.account, p.kind, p.expires, " + _REMAINING +
-                " FROM postings p WHERE p.expires IS NOT NULL AND p.expires <= ? AND p.amount > 0",
-                (as_of.isoformat(),),
+                f" FROM postings p WHERE p.expires IS NOT NULL AND {where} AND p.amount > 0",
+                params,
             ):
                 if rem > 0:
                     member = account.split(":")[1]
                     groups.setdefault((expires, member), []).append((_RANK[kind], lid, account, kind, rem))
             if not groups:
-                return []
+                return 0, 0
             wanted = [f"expire:{m}:{d}" for d, m in groups]
             taken = {k for (k,) in self.conn.execute(
                 "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))",
@@ -809,7 +827,18 @@ class Journal:
                 batch.append(NewEntry(key=key, effective=d, postings=postings,
                                       recorded=recorded if recorded is not None else as_of,
                                       step="expire"))
-            return self.append(batch)
+                n_entries += 1
+                n_points += sum(per_kind.values())
+                if len(batch) >= chunk:
+                    written = self.append(batch)
+                    if collect is not None:
+                        collect.extend(written)
+                    batch = []
+            if batch:
+                written = self.append(batch)
+                if collect is not None:
+                    collect.extend(written)
+        return n_entries, n_points
 
     def reverse(self, entry_seq: int, amount: int, effective: dt.date, *, key: str,
                 events: Iterable[str] = (), memo: Any = None,
