@@ -319,10 +319,8 @@ class Compiler:
         op, left, right = node.op, node.left, node.right
         if op in ("has", "has one of"):
             values = right.items if op == "has one of" else (right,)
-            lst = self.field_sql(stream, left.name, a)
             placeholders = ", ".join(self.ev(v, stream, a) for v in values)
             path = self.param("$." + left.name)
-            del lst
             return f"EXISTS (SELECT 1 FROM json_each({a}.body, {path}) WHERE value IN ({placeholders}))"
         if op in ("in", "not in"):
             lhs = self.ev(left, stream, a)
@@ -548,8 +546,7 @@ class Compiler:
         )
         if not is_agg:
             args = [self.mem(a, group) for a in node.args]
-            fn = sym_fn = SCALARS[func]
-            del sym_fn
+            fn = SCALARS[func]
             return lambda env: fn(*(a(env) for a in args))
         if group is not None:
             return self.group_aggregate(node, group)

@@ -34,7 +34,7 @@ from dsl.loader import LoadedCampaign, RuleSet
 from ledger import db
 from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
 from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
-from ledger.errors import BudgetExceeded, IdempotencyConflict, InsufficientPoints, LedgerError
+from ledger.errors import IdempotencyConflict, InsufficientPoints
 from ledger.journal import Journal
 from ledger.model import NewEntry, Posting
 

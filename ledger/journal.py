@@ -47,7 +47,7 @@ from ledger.errors import (
 )
 from json.encoder import encode_basestring as _jstr
 
-from ledger.hashing import GENESIS, canonical
+from ledger.hashing import GENESIS, canonical, fast_canonical
 from ledger.model import Entry, Lot, NewEntry, Posting
 
 _FAR = "9999-12-31"
@@ -334,12 +334,10 @@ class Journal:
         entry_rows: list[tuple] = []
         out: list[Entry | tuple] = []
         written: dict[str, Entry] = {}
-        add_prow = posting_rows.append
         add_erow = entry_rows.append
         add_out = out.append
         loads = json.loads
         dates: dict[dt.date, str] = {}
-        s = _jstr
         for item in plan:
             if len(item) == 1:
                 add_out(item)
@@ -353,7 +351,6 @@ class Journal:
             if recorded is None:
                 recorded = eff
             prows = []
-            parts = []
             new_postings = []
             idx = 0
             for p in e.postings:
@@ -366,11 +363,6 @@ class Journal:
                     if expires is None:
                         expires = dates[expires_d] = expires_d.isoformat()
                 prows.append((pid, seq, idx, account, kind, amount, expires, lot_id))
-                parts.append(
-                    f'{{"account":{s(account)},"amount":{amount},"entry":{seq},'
-                    f'"expires":{"null" if expires is None else s(expires)},"id":{pid},"idx":{idx},'
-                    f'"kind":{s(kind)},"lot":{"null" if lot_id is None else lot_id}}}'
-                )
                 new_postings.append(Posting(account, kind, amount, expires_d, lot_id, pid))
                 if lot_id is not None:
                     lot = lots.get(lot_id)
@@ -412,16 +404,9 @@ class Journal:
             campaign, rule, rules_hash, step, reverses = (
                 e.campaign, e.rule, e.rules_hash, e.step, e.reverses)
             ekey = e.key
-            text = (
-                f'{prev_hash}{{"campaign":{"null" if campaign is None else s(campaign)},'
-                f'"effective":"{eff}","events":{s(events_text)},"key":{s(ekey)},'
-                f'"memo":{s(memo_text)},"postings":[{",".join(parts)}],'
-                f'"prev_hash":{s(prev_hash)},"recorded":{s(recorded)},'
-                f'"reverses":{"null" if reverses is None else reverses},'
-                f'"rule":{"null" if rule is None else s(rule)},'
-                f'"rules_hash":{"null" if rules_hash is None else s(rules_hash)},"seq":{seq},'
-                f'"step":{"null" if step is None else s(step)}}}'
-            )
+            text = prev_hash + fast_canonical(
+                (seq, ekey, eff, recorded, campaign, rule, rules_hash, step, events_text, reverses,
+                 memo_text, prev_hash), prows)
             h = sha256(text.encode()).hexdigest()
             add_erow((seq, ekey, eff, recorded, campaign, rule, rules_hash, step,
                       events_text, reverses, memo_text, prev_hash, h))

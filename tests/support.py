@@ -65,3 +65,29 @@ def new_world(tmp_path: Path) -> World:
     path = tmp_path / "points.db"
     conn = db.connect(path)
     return World(conn, Journal(conn), path)
+
+
+def journal_projection(world: World, campaign: str, members=(), *, expiries: bool = False) -> list[dict]:
+    """A stable view of a campaign's entries for snapshots (no seqs or hashes, which
+    change with every rules file): the campaign's entries, those touching `members`'
+    accounts and, with `expiries`, every expiry entry."""
+    out = []
+    for e in world.journal.entries():
+        if e.key.startswith("run:"):
+            continue
+        touches = any(p.account.split(":")[1] in members
+                      for p in e.postings if p.account.startswith("member:"))
+        if not (e.campaign == campaign or touches or (expiries and e.key.startswith("expire:"))):
+            continue
+        item = {
+            "effective": e.effective.isoformat(),
+            "key": e.key,
+            "postings": [(p.account, p.kind, p.amount, p.expires.isoformat() if p.expires else None)
+                         for p in e.postings],
+        }
+        if e.reverses is not None:
+            item["reverses"] = world.journal.entry(e.reverses).key
+        if e.key.startswith("draw:"):
+            item["winners"] = e.memo["winners"]
+        out.append(item)
+    return out

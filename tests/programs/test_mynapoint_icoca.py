@@ -21,6 +21,8 @@ import datetime as dt
 
 import pytest
 
+from tests.support import journal_projection
+
 from ledger import kinds
 
 CAMPAIGN = "mynapoint-icoca"
@@ -406,23 +408,6 @@ def test_day_by_day_equals_at_once(world, tmp_path):
 # ------------------------------------------------------------------ snapshot
 
 
-def _projection(world, members):
-    out = []
-    for e in world.journal.entries():
-        if e.key.startswith("run:") or not e.postings:
-            continue
-        if e.campaign != CAMPAIGN and not any(p.account.split(":")[1] in members
-                                              for p in e.postings if p.account.startswith("member:")):
-            continue
-        out.append({
-            "effective": e.effective.isoformat(),
-            "key": e.key,
-            "postings": [(p.account, p.kind, p.amount, p.expires.isoformat() if p.expires else None)
-                         for p in e.postings],
-            **({"reverses": world.journal.entry(e.reverses).key} if e.reverses is not None else {}),
-        })
-    return out
-
 
 def test_snapshot_small_scenario(tmp_path, snapshot):
     from tests.support import new_world
@@ -449,4 +434,4 @@ def test_snapshot_small_scenario(tmp_path, snapshot):
     world.run("2024-07-01")
     assert world.paid(CAMPAIGN, "hayashi") == 12500
     assert world.paid(CAMPAIGN, "mori") == 7500 + 3250  # floor(13,002 * 25%) = 3,250
-    assert _projection(world, {"hayashi", "mori"}) == snapshot
+    assert journal_projection(world, CAMPAIGN, {"hayashi", "mori"}) == snapshot

@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.support import new_world
+from tests.support import journal_projection, new_world
 
 C = "wesmo-stamp-rally-2026"
 PAY = "2026-04-30"
@@ -589,21 +589,6 @@ def test_lottery_with_fewer_than_77_candidates_everyone_wins(world):
 # ---------------------------------------------------------------- snapshot
 
 
-def _projection(world) -> list:
-    """The campaign's entries and the expiry entries of its lots (not the run markers,
-    which carry the hashes of every rules file)."""
-    out = []
-    for e in world.journal.entries():
-        if e.campaign != C and not e.key.startswith("expire:"):
-            continue
-        out.append({
-            "effective": e.effective.isoformat(),
-            "key": e.key,
-            "postings": [(p.account, p.kind, p.amount, p.expires.isoformat() if p.expires else None)
-                         for p in e.postings],
-        })
-    return out
-
 
 def test_snapshot_small_scenario(world, snapshot):
     """Three members: a casual user, a mania user who clears everything, and one who
@@ -624,4 +609,4 @@ def test_snapshot_small_scenario(world, snapshot):
     world.add(*casual.items, *mania.items, *late.items)
     world.run("2026-11-01")
     assert by_award(world, "LATE") == {"mania_1": 100, "mania_3": 200}
-    assert _projection(world) == snapshot
+    assert journal_projection(world, C, expiries=True) == snapshot

@@ -21,6 +21,8 @@ import datetime as dt
 
 import pytest
 
+from tests.support import journal_projection
+
 CAMPAIGN = "yearend-2024"
 BUDGET = "campaign:yearend-2024:budget"
 PAY = "2025-02-15"
@@ -312,27 +314,6 @@ def test_rerunning_the_same_date_is_a_no_op(world):
 # ------------------------------------------------------------------ snapshot
 
 
-def _projection(world, members):
-    out = []
-    for e in world.journal.entries():
-        if e.key.startswith("run:"):
-            continue
-        if e.campaign != CAMPAIGN and not any(p.account.split(":")[1] in members
-                                              for p in e.postings if p.account.startswith("member:")):
-            continue
-        item = {
-            "effective": e.effective.isoformat(),
-            "key": e.key,
-            "postings": [(p.account, p.kind, p.amount, p.expires.isoformat() if p.expires else None)
-                         for p in e.postings],
-        }
-        if e.reverses is not None:
-            item["reverses"] = world.journal.entry(e.reverses).key
-        if e.key.startswith("draw:"):
-            item["winners"] = e.memo["winners"]
-        out.append(item)
-    return out
-
 
 def test_snapshot_small_season(tmp_path, snapshot):
     from tests.support import new_world
@@ -361,4 +342,4 @@ def test_snapshot_small_season(tmp_path, snapshot):
     assert world.paid(CAMPAIGN, "nakamura") == 6500
     assert world.paid(CAMPAIGN, "kobayashi") == 0
     assert world.paid(CAMPAIGN, "watanabe") == 0
-    assert _projection(world, {"yamada", "nakamura", "kobayashi", "watanabe"}) == snapshot
+    assert journal_projection(world, CAMPAIGN, {"yamada", "nakamura", "kobayashi", "watanabe"}) == snapshot

@@ -19,6 +19,8 @@ import datetime as dt
 
 import pytest
 
+from tests.support import journal_projection
+
 CAMPAIGN = "yearend-2025"
 BUDGET = "campaign:yearend-2025:budget"
 PAY = "2026-02-05"
@@ -443,27 +445,6 @@ def test_running_day_by_day_equals_running_at_once(world, tmp_path):
 # ------------------------------------------------------------------ snapshot
 
 
-def _projection(world, members):
-    out = []
-    for e in world.journal.entries():
-        if e.key.startswith("run:"):
-            continue
-        if e.campaign != CAMPAIGN and not any(p.account.split(":")[1] in members
-                                              for p in e.postings if p.account.startswith("member:")):
-            continue
-        item = {
-            "effective": e.effective.isoformat(),
-            "key": e.key,
-            "postings": [(p.account, p.kind, p.amount, p.expires.isoformat() if p.expires else None)
-                         for p in e.postings],
-        }
-        if e.reverses is not None:
-            item["reverses"] = world.journal.entry(e.reverses).key
-        if e.key.startswith("draw:"):
-            item["winners"] = e.memo["winners"]
-        out.append(item)
-    return out
-
 
 def test_snapshot_small_season(tmp_path, snapshot):
     from tests.support import new_world
@@ -492,4 +473,4 @@ def test_snapshot_small_season(tmp_path, snapshot):
     assert world.paid(CAMPAIGN, "suzuki") == 0
     assert world.paid(CAMPAIGN, "ito") == 14000
     assert world.paid(CAMPAIGN, "kato") == 0
-    assert _projection(world, {"sato", "tanaka", "suzuki", "ito", "kato"}) == snapshot
+    assert journal_projection(world, CAMPAIGN, {"sato", "tanaka", "suzuki", "ito", "kato"}) == snapshot

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from ledger import db
 from ledger.verify import verify

@@ -7,7 +7,6 @@ import builtins
 import datetime as dt
 import os
 import pathlib
-import shutil
 import stat
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from dsl.workflow import Runner
 from ledger import db, events
 from ledger.journal import Journal
 from ledger.verify import verify
-from tests.reliability.helpers import ENV, ROOT, RULES, content_digest, file_digest
+from tests.reliability.helpers import ENV, ROOT, RULES, file_digest
 
 HOSTILE = [
     "'; DROP TABLE events; --",
@@ -202,7 +201,7 @@ def test_hostile_table_values_and_lookups_bind_as_parameters(tmp_path):
     evil = "x'); DROP TABLE events; --"
     (folder / "data" / "t.csv").write_text(f'merchant\n"{evil}"\n')
     (folder / "sec.rules").write_text(TABLE_RULES.format(path='"data/t.csv"'))
-    folder2, conn = tmp_path, db.connect(tmp_path / "p.db")
+    conn = db.connect(tmp_path / "p.db")
     events.import_records(conn, [(f"t:{i}", {"id": f"p{i}", "type": "wesmo_payment", "member": f"S{i}",
                                              "at": "2026-03-05T10:00:00", "amount": 1, "merchant": m})
                                  for i, m in enumerate(["x", evil])])
