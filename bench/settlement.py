@@ -76,8 +76,8 @@ WITH pay AS (
          json_extract(e.body, '$.merchant') AS merchant, json_extract(e.body, '$.card') AS card
   FROM events e
   WHERE e.type = 'card_payment' AND e.day BETWEEN :start AND :end AND e.day <= :asof
-    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type IN ('cancel', 'refund')
-                    AND u.day <= :asof)
+    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND +u.type IN ('cancel', 'refund')
+                    AND +u.day <= :asof)
 ),
 tiers AS (
   SELECT p.member AS member,
@@ -96,7 +96,7 @@ per AS (
 cb AS (
   SELECT e.member AS member, SUM(e.amount) AS total FROM events e
   WHERE e.type = 'card_cashback' AND e.day BETWEEN :start AND :end AND e.day <= :asof
-    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type = 'cancel' AND u.day <= :asof)
+    AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND +u.type = 'cancel' AND +u.day <= :asof)
   GROUP BY e.member
 )
 SELECT per.member, (per.total + COALESCE(cb.total, 0)) / 1000 * 5 + per.bonus AS points
@@ -322,8 +322,8 @@ WHERE e.type = 'ex_booking' AND e.day <= :asof
   AND EXISTS (SELECT 1 FROM json_each(e.body, '$.segments') WHERE value = 'sanyo')
   AND json_extract(e.body, '$.product') IS NOT 'EX旅パック'
   AND json_extract(e.body, '$.payment') IS NOT 'station'
-  AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND u.type IN ('cancel', 'refund', 'stopover')
-                  AND u.day <= :asof)
+  AND NOT EXISTS (SELECT 1 FROM events u WHERE u.ref = e.id AND +u.type IN ('cancel', 'refund', 'stopover')
+                  AND +u.day <= :asof)
   AND NOT EXISTS (SELECT 1 FROM events x WHERE x.member = e.member AND x.type = 'member_withdrawn'
                   AND x.day <= '2026-02-05')
 GROUP BY e.member HAVING spend >= 5000

@@ -397,8 +397,10 @@ class Compiler:
         if s.undone_by:
             u = self.alias()
             types = ", ".join(self.param(t) for t in s.undone_by)
+            # `+` keeps type and day out of index choice: the only good index here is
+            # events_ref (ref = id); the planner would otherwise scan every cancel by type.
             parts.append(f"NOT EXISTS (SELECT 1 FROM events {u} WHERE {u}.ref = {a}.id "
-                         f"AND {u}.type IN ({types}) AND {self.visible(u)})")
+                         f"AND +{u}.type IN ({types}) AND +{u}.day <= :asof AND {u}.seq <= :wm)")
         if self.entry_stream and name != self.entry_stream and not self.c.entry.retroactive:
             x = self.alias()
             parts.append(f"{a}.at >= (SELECT MIN({x}.at) FROM events {x} WHERE {x}.member = {a}.member "
