@@ -180,6 +180,7 @@ class SideQuery:
     sql: str
     kind: str  # 'reaching' | 'group'
     group: "GroupPlan | None" = None
+    scans: tuple[str, str] = ("1", "1")  # {scan} for everyone / for listed members
 
 
 @attrs.frozen
@@ -194,6 +195,7 @@ class Plan:
     campaign: ast.Campaign
     main_sql: str
     main_slots: tuple[tuple[str, str], ...]  # (slot, aggregate kind) after member
+    main_scans: tuple[str, str]  # {scan} of main_sql: for everyone / for listed members
     side: tuple[SideQuery, ...]
     params: dict[str, Any]
     types: tuple[str, ...]
@@ -385,8 +387,18 @@ class Compiler:
         typ = f"{a}.type = {self.param(s.event_type)}"
         return f"({typ} AND {bound})" if bound else f"({typ})"
 
+    def scans(self, names, a: str) -> tuple[str, str]:
+        """The `{scan}` clause of a query over these streams, two ways: for everyone, by
+        type and date range (the (type, day) index); for listed members, by type only,
+        so that the (type, member) index serves the member list."""
+        everyone = " OR ".join(sorted({self.scan(name, a) for name in names}))
+        types = ", ".join(self.param(t) for t in sorted({self.streams[n].event_type for n in names}))
+        return f"({everyone})", f"{a}.type IN ({types})"
+
     def visible(self, a: str) -> str:
-        return f"{a}.day <= :asof AND {a}.seq <= :wm"
+        # `+`: visibility is never a good index bound (it keeps nearly every row); the
+        # scan clause carries the real date range, a member list the member index.
+        return f"+{a}.day <= :asof AND +{a}.seq <= :wm"
 
     def match(self, name: str, a: str, *, with_visibility: bool = False) -> str:
         """Predicate: event row `a` belongs to stream `name`."""
@@ -477,10 +489,10 @@ class Compiler:
             sql = (f"SELECT member, MIN(day) FROM ("
                    f"SELECT e.member AS member, e.day AS day, SUM({fsql}) OVER "
                    f"(PARTITION BY e.member ORDER BY e.at, e.seq ROWS UNBOUNDED PRECEDING) AS running "
-                   f"FROM events e WHERE {self.scan(stream.name, 'e')} "
+                   f"FROM events e WHERE {{scan}} "
                    f"AND {self.match(stream.name, 'e', with_visibility=True)} "
                    f"{{members}}) WHERE running >= {threshold} GROUP BY member ORDER BY member")
-            self.side.append(SideQuery(slot, sql, "reaching"))
+            self.side.append(SideQuery(slot, sql, "reaching", scans=self.scans([stream.name], "e")))
             self._slot_of[key] = slot
         return self._slot_of[key]
 
@@ -576,11 +588,11 @@ class Compiler:
         key_sql = self.field_sql(stream, node.key, "e")
         cols = ", ".join(group["exprs"][s] for s, _ in group["slots"]) or "NULL"
         sql = (f"SELECT e.member, {key_sql} AS k, {cols} FROM events e "
-               f"WHERE {self.scan(stream.name, 'e')} "
+               f"WHERE {{scan}} "
                f"AND {self.match(stream.name, 'e', with_visibility=True)} {{members}} "
                f"GROUP BY e.member, k ORDER BY e.member, k")
         plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body)
-        self.side.append(SideQuery(slot, sql, "group", plan))
+        self.side.append(SideQuery(slot, sql, "group", plan, scans=self.scans([stream.name], "e")))
         return lambda env: env.slots.get(slot, 0)
 
     def group_aggregate(self, node: ast.Call, group: dict) -> Closure:
@@ -620,13 +632,13 @@ class Compiler:
         select = ", ".join(["e.member"] + self.main_exprs
                            + [f"json_group_array(e.id) FILTER (WHERE {any_stream})"])
         types = tuple(sorted({s.event_type for s in self.streams.values()}))
-        scans = " OR ".join(sorted({self.scan(name, "e") for name in self.streams}))
-        main_sql = (f"SELECT {select} FROM events e WHERE ({scans}) "
+        main_scans = self.scans(list(self.streams), "e")
+        main_sql = (f"SELECT {select} FROM events e WHERE {{scan}} "
                     f"AND {self.visible('e')} {{members}} GROUP BY e.member ORDER BY e.member")
         match_sql = {name: self.match(name, "e") for name in self.streams}
         undo = tuple(sorted({t for s in self.streams.values() for t in s.undone_by}))
         return Plan(
-            campaign=self.c, main_sql=main_sql, main_slots=tuple(self.main_slots),
+            campaign=self.c, main_sql=main_sql, main_slots=tuple(self.main_slots), main_scans=main_scans,
             side=tuple(self.side), params=dict(self.params), types=types, values=values,
             value_order=tuple(self.value_nodes), awards=awards, streams=dict(self.streams),
             match_sql=match_sql, undo_types=undo, tables=self.tables, entry_stream=self.entry_stream,

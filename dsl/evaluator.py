@@ -51,8 +51,9 @@ def query_params(plan: Plan, period: Period, asof: dt.date, wm: int, member: str
     return params
 
 
-def _sql(template: str, member, alias: str = "e") -> str:
+def _sql(template: str, member, scans: tuple[str, str] = ("1", "1"), alias: str = "e") -> str:
     """The query for everyone, one member (a str) or a list of members (bound as JSON)."""
+    template = template.replace("{scan}", scans[0] if member is None else scans[1])
     if member is None:
         restrict = ""
     elif isinstance(member, str):
@@ -69,13 +70,13 @@ def install_tables(conn: apsw.Connection, plan: Plan) -> None:
 
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:
     names = [slot for slot, _ in plan.main_slots] + [EVENTS_SLOT]
-    for row in conn.execute(_sql(plan.main_sql, member), params):
+    for row in conn.execute(_sql(plan.main_sql, member, plan.main_scans), params):
         yield row[0], dict(zip(names, row[1:]))
 
 
 def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, dict]]:
     if side.kind == "reaching":
-        for m, day in conn.execute(_sql(side.sql, member), params):
+        for m, day in conn.execute(_sql(side.sql, member, side.scans), params):
             yield m, {side.slot: day}
         return
     group = side.group
@@ -83,7 +84,7 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
     current, total = None, 0
     env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
     body, key_slot = group.body, group.key_slot
-    for row in conn.execute(_sql(side.sql, member), params):
+    for row in conn.execute(_sql(side.sql, member, side.scans), params):
         m = row[0]
         if m != current:
             if current is not None:
