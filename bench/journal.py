@@ -78,7 +78,6 @@ def run(postings: int, batch: int, members: int, directory: str, seed: int = 1) 
             n_entries += len(written)
         today = day.isoformat()
         entries = []
-        spent_here: dict[int, int] = {}
         for _ in range(batch):
             n += 1
             member = f"W{rnd.randrange(members):07d}"

@@ -47,7 +47,8 @@ from pathlib import Path
 from bench import workloads as w
 from dsl.evaluator import evaluate
 from dsl.loader import load_rules
-from dsl.workflow import Runner, periods_of
+from dsl.calendar import periods_of
+from dsl.workflow import Runner
 from ledger import db
 from ledger.events import import_files
 

@@ -86,7 +86,7 @@ def _pay_dates(lc, after: dt.date | None) -> list[dt.date]:
     from dsl import ast
     from dsl.compiler import Period
     from dsl.evaluator import window_of
-    from dsl.workflow import period_pay_date
+    from dsl.calendar import period_pay_date
     from ledger.dates import day_of_month_after
 
     plan = lc.plan

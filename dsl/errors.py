@@ -51,3 +51,7 @@ class RulesError(Exception):
 
     def render(self) -> str:
         return "\n".join(d.format(self.sources.get(d.path)) for d in self.diagnostics)
+
+
+class RunError(Exception):
+    """Raised when a run cannot go on (an award amount that is not a whole number, ...)."""

@@ -18,7 +18,7 @@ from dsl import ast
 from dsl.compiler import Compiler, MemberEnv, Period
 from dsl.evaluator import evaluate
 from dsl.loader import RuleSet
-from dsl.workflow import expiry_date, member_pay_date, periods_of
+from dsl.calendar import expiry_date, member_pay_date, periods_of
 
 
 class ExplainError(Exception):

@@ -1,0 +1,132 @@
+"""The calendar of a campaign: its periods, payment and expiry dates, and checkpoints.
+
+Pure date arithmetic over the compiled plan (and two read-only queries over the
+events: which cycles have events, and which later days bring events that may
+change a period's awards). `dsl.workflow` turns this into the run's agenda.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import attrs
+
+from dsl import ast
+from dsl.compiler import AwardPlan, MemberEnv, Period, Plan
+from dsl.evaluator import install_tables, query_params, window_of
+from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
+
+DEFAULT_EXPIRY_MONTHS = {"limited": 6, "basic": 12, "charge_only": 12}
+
+
+def period_pay_date(pay: ast.PayDate | None, plan: Plan, period: Period) -> dt.date | None:
+    """The payment date of an award when it does not depend on the member."""
+    if isinstance(pay, ast.PayFixed):
+        return pay.date
+    if isinstance(pay, ast.PayAfterPeriod):
+        end = period.end
+        if end.day < pay.day:
+            return end.replace(day=min(pay.day, end_of_month(end.year, end.month).day))
+        return day_of_month_after(end, 1, pay.day)
+    if pay is None:
+        _, wend = window_of(plan)
+        end = period.end or wend
+        return end_of_month_after(end, 1) if end else None
+    return None
+
+
+def member_pay_date(award: AwardPlan, plan: Plan, period: Period, env: MemberEnv) -> dt.date | None:
+    if isinstance(award.pay, ast.PayMonthAfter):
+        after = award.pay_after(env)
+        if after is None:
+            return None
+        if not isinstance(after, dt.date):
+            after = dt.date.fromisoformat(str(after)[:10])
+        return day_of_month_after(after, 1, award.pay.day)
+    return period_pay_date(award.pay, plan, period)
+
+
+def expiry_date(award: AwardPlan, pay_date: dt.date) -> dt.date:
+    if isinstance(award.expiry, ast.ExpiresOn):
+        return award.expiry.date
+    months = award.expiry.months if isinstance(award.expiry, ast.ExpiresAfter) else DEFAULT_EXPIRY_MONTHS.get(award.kind, 12)
+    return end_of_month_after(pay_date, months)
+
+
+def periods_of(conn, plan: Plan, until: dt.date, wm: int) -> list[Period]:
+    c = plan.campaign
+    if c.cycle is None:
+        lo, hi = window_of(plan)
+        return [Period("main", lo, hi)]
+    marks = ", ".join("?" for _ in plan.types)
+    days = conn.execute(
+        f"SELECT DISTINCT day FROM events WHERE type IN ({marks}) AND day <= ? AND seq <= ?",
+        (*plan.types, until.isoformat(), wm),
+    )
+    ends = set()
+    for (day,) in days:
+        d = dt.date.fromisoformat(day)
+        if d.day <= c.cycle.end_day:
+            ends.add((d.year, d.month))
+        else:
+            ends.add((d + dt.timedelta(days=32 - d.day)).timetuple()[:2])
+    out = []
+    for year, month in sorted(ends):
+        end = dt.date(year, month, c.cycle.end_day)
+        start = day_of_month_after(end, -1, c.cycle.start_day)
+        out.append(Period(f"{year:04d}-{month:02d}", start, end))
+    return out
+
+
+@attrs.frozen
+class Checkpoint:
+    day: dt.date
+    campaign: str
+    period: Period
+    members: tuple[str, ...] | None  # None: everyone
+
+
+def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.date, wm: int) -> dict[dt.date, set]:
+    """Days after `after` with an event that may change this period's awards, and whose members."""
+    install_tables(conn, plan)
+    params = query_params(plan, period, until, wm, None)
+    params.update(after=after.isoformat(), until=until.isoformat())
+    any_match = " OR ".join(f"({sql})" for sql in plan.match_sql.values())
+    out: dict[dt.date, set] = defaultdict(set)
+    types = ", ".join(f"'{t}'" for t in plan.types)  # event type names from the schema
+    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.type IN ({types}) "
+           f"AND e.day > :after AND e.day <= :until AND e.seq <= :wm AND ({any_match})")
+    for day, member in conn.execute(sql, params):
+        out[dt.date.fromisoformat(day)].add(member)
+    if plan.undo_types:
+        # The cancelled event no longer matches its stream (it is undone), so test
+        # the stream's predicate without its undo clause.
+        marks = ", ".join(f"'{t}'" for t in plan.undo_types)  # fixed names from the schema
+        as_before = " OR ".join(f"({_without_undo(plan, name)})" for name in plan.match_sql)
+        sql = (f"SELECT DISTINCT u.day, u.member FROM events u JOIN events e ON e.id = u.ref "
+               f"WHERE u.type IN ({marks}) AND u.day > :after AND u.day <= :until AND u.seq <= :wm "
+               f"AND e.seq <= :wm AND ({as_before})")
+        for day, member in conn.execute(sql, params):
+            out[dt.date.fromisoformat(day)].add(member)
+    return out
+
+
+def _without_undo(plan: Plan, name: str) -> str:
+    sql = plan.match_sql[name]
+    cut = sql.find(" AND NOT EXISTS (SELECT 1 FROM events")
+    return sql if cut < 0 else sql[:cut] + _after_undo(sql, cut)
+
+
+def _after_undo(sql: str, cut: int) -> str:
+    # drop the balanced `NOT EXISTS (...)` clause that starts at `cut`
+    i = sql.index("(", cut)
+    depth = 0
+    for j in range(i, len(sql)):
+        depth += sql[j] == "("
+        depth -= sql[j] == ")"
+        if depth == 0:
+            return sql[j + 1:]
+    return ""
+
+
