@@ -148,7 +148,7 @@ class Checkpointer:
                     if award.name in pending_draw:
                         target = self.target(award, env)
                         if target:
-                            pending_draw[award.name].append((env.member, target, env))
+                            pending_draw[award.name].append((env.member, target))
                         continue
                     winners = self.draws.get(award.name)
                     if winners is None or env.member not in winners:
@@ -275,15 +275,15 @@ class Checkpointer:
             self.report.entries += 1
             self.r.report.entries += 1
 
-    def draw(self, award: AwardPlan, candidates: list[tuple[str, int, MemberEnv]]) -> None:
+    def draw(self, award: AwardPlan, candidates: list[tuple[str, int]]) -> None:
         """The lottery: a seeded, recorded order; winners paid in that order."""
-        names = sorted(m for m, _, _ in candidates)
+        names = sorted(m for m, _ in candidates)
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
         day = period_pay_date(award.pay, self.plan, self.cp.period)
         seed = award.lottery.seed or hashlib.sha256(
             f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
         order = sorted(names, key=lambda m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest())
-        amounts = {m: t for m, t, _ in candidates}
+        amounts = dict(candidates)
         winners: list[str] = []
         if award.lottery.winners is not None:
             winners = order[: award.lottery.winners]
@@ -307,6 +307,10 @@ class Checkpointer:
         self.report.draws += 1
         self.report.winners += len(winners)
         self.r.report.entries += 1
-        envs = {m: env for m, _, env in candidates}
-        for m in winners:
-            self.settle(award, envs[m], pay_date=day)
+        # Only (member, amount) was kept per candidate: the winners are evaluated again,
+        # in one query, so memory holds no candidate's whole row until the draw.
+        if winners:
+            envs = {env.member: env for env in evaluate(
+                self.r.conn, self.plan, self.cp.period, self.cp.day, self.r.wm, member=winners)}
+            for m in winners:  # paid in draw order, as drawn
+                self.settle(award, envs[m], pay_date=day)

@@ -80,6 +80,10 @@ class RunReport:
 class Runner:
     """Executes one `run --until` over a rule set; see the module docstring."""
 
+    # Paid-state caches kept at once (each holds every member of one campaign period):
+    # enough for the campaigns of one day, bounded so memory does not grow with periods.
+    MAX_STATES = 8
+
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
                  progress: Callable[[int, int], None] | None = None):
         self.conn = conn
@@ -259,9 +263,13 @@ class Runner:
     # --- a campaign checkpoint: one transaction
     def period_state(self, lc: LoadedCampaign, period: Period) -> "PeriodState":
         key = (lc.name, period.id)
-        if key not in self._states:
-            self._states[key] = PeriodState(self.conn, lc.name, period.id)
-        return self._states[key]
+        state = self._states.pop(key, None)
+        if state is None:
+            state = PeriodState(self.conn, lc.name, period.id)
+        self._states[key] = state  # most recently used last
+        while len(self._states) > self.MAX_STATES:  # an evicted state reloads from the journal
+            self._states.pop(next(iter(self._states)))
+        return state
 
     def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
         try:
