@@ -14,7 +14,6 @@ Prints events/s for each and the ratio of the import to the floor.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import random
@@ -25,8 +24,9 @@ import time
 import apsw
 
 from ledger import db
-from ledger.event_schema import ALL_FIELDS
 from ledger.events import import_files
+
+from bench.workloads import write_csv
 
 MERCHANTS = ("other", "e5489", "lucua", "daimaru", "isetan", "ekie", "vierra", "piole")
 SEGMENTS = ("tokaido", "sanyo", "kyushu", "hokuriku", "jrwest_local", "other")
@@ -98,25 +98,6 @@ def write_jsonl(events: list[dict], path: str) -> None:
         for ev in events:
             f.write(json.dumps(ev, ensure_ascii=False))
             f.write("\n")
-
-
-def write_csv(events: list[dict], path: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(ALL_FIELDS)
-        for ev in events:
-            row = []
-            for name in ALL_FIELDS:
-                v = ev.get(name)
-                if v is None:
-                    row.append("")
-                elif isinstance(v, bool):
-                    row.append("true" if v else "false")
-                elif isinstance(v, list):
-                    row.append(";".join(v))
-                else:
-                    row.append(v)
-            w.writerow(row)
 
 
 def time_import(path: str, dbpath: str) -> tuple[float, int]:
