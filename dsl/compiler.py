@@ -599,12 +599,9 @@ class Compiler:
         stream = group["stream"]
         arg = node.args[0]
         # Inside `sum over`, `sum(amount)` means the amount of the tier's rows.
+        call = node
         if isinstance(arg, ast.Name):
             call = ast.Call(node.func, (ast.Dotted(stream.name, arg.name, arg.span),), node.span)
-        elif isinstance(arg, ast.Filtered) and arg.stream not in self.streams:
-            call = node
-        else:
-            call = node
         slot = f"{group['key_slot']}_{len(group['slots'])}"
         group["exprs"][slot] = self.agg_sql(call, "e", "1")
         group["slots"].append((slot, node.func))
