@@ -33,16 +33,13 @@ class PeriodState:
     Loaded once per run from the journal (no memo is decoded but the member name
     and the lottery winners) and moved forward date by date: a run visits its
     checkpoints in date order, and entries of earlier runs dated later than the
-    current checkpoint are applied only when the run reaches their date.
+    current checkpoint are applied only when the run reaches their date. The
+    Runner drops every state when another process has written to the journal.
     """
 
     def __init__(self, conn, campaign: str, period_id: str):
         self.conn, self.campaign, self.period_id = conn, campaign, period_id
         self.load()
-
-    def head(self) -> int:
-        return self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries WHERE campaign = ?",
-                                 (self.campaign,)).fetchone()[0]
 
     def load(self) -> None:
         self.paid: dict[tuple[str, str], int] = defaultdict(int)
@@ -67,12 +64,9 @@ class PeriodState:
             elif who is not None and not award.endswith(":refused"):
                 self.future.append((effective, seq, award, who, net, reverses))
         self.future.sort()
-        self.seen = self.head()
 
     def advance(self, day: dt.date) -> None:
-        """Apply every loaded entry dated on or before `day` (reload if another process wrote)."""
-        if self.head() != self.seen:
-            self.load()
+        """Apply every loaded entry dated on or before `day`."""
         iso = day.isoformat()
         n = 0
         for effective, seq, award, member, net, reverses in self.future:
@@ -87,10 +81,6 @@ class PeriodState:
                     if g[0] == reverses:
                         g[1] += net
         del self.future[:n]
-
-    def written(self) -> None:
-        """Our own checkpoint wrote entries (already applied in memory)."""
-        self.seen = self.head()
 
 
 class Checkpointer:

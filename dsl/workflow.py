@@ -21,6 +21,7 @@ grants, reversals) is `dsl.settlement.Checkpointer`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -97,6 +98,7 @@ class Runner:
         self._states: dict[tuple[str, str], PeriodState] = {}
         self.done_until = self.completed_until()
         self.expired_upto: dt.date | None = None
+        self.last_seq = 0  # the journal's last seq after this run's latest step
         self.stale_lots = False
 
     def completed_until(self) -> dt.date | None:
@@ -202,16 +204,17 @@ class Runner:
     def fund(self, lc: LoadedCampaign, day: dt.date) -> None:
         b = lc.plan.campaign.budget
         key = f"fund:{lc.name}:{b.kind}"
-        if self.journal.entry_by_key(key) is None:
-            self.journal.fund_budget(lc.name, b.kind, b.amount, day, recorded=self.recorded)
-            self.report.entries += 1
+        with self.own():
+            if self.journal.entry_by_key(key) is None:
+                self.journal.fund_budget(lc.name, b.kind, b.amount, day, recorded=self.recorded)
+                self.report.entries += 1
 
     def redeem(self, day: dt.date) -> None:
         rows = list(self.conn.execute(
             "SELECT id, member, body FROM events WHERE type = 'redemption' AND day = ? AND seq <= ? "
             "ORDER BY at, seq", (day.isoformat(), self.wm)))
         for event_id, member, body in rows:
-            with db.transaction(self.conn):  # look and write under one lock: runs may race
+            with self.own():  # look and write under one lock: runs may race
                 self.redeem_one(day, event_id, member, json.loads(body))
 
     def redeem_one(self, day: dt.date, event_id: str, member: str, data: dict) -> None:
@@ -246,7 +249,8 @@ class Runner:
         # After the first call, only lots expiring since the last one are read; a grant
         # made this run with an expiry already past resets that (stale_lots).
         since = None if self.stale_lots else self.expired_upto
-        entries, points = self.journal.expire_lots(as_of, recorded=self.recorded, since=since)
+        with self.own():
+            entries, points = self.journal.expire_lots(as_of, recorded=self.recorded, since=since)
         self.expired_upto, self.stale_lots = as_of, False
         self.report.expiries += entries
         self.report.expired_points += points
@@ -254,7 +258,9 @@ class Runner:
 
     def mark(self) -> None:
         key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
-        if self.journal.entry_by_key(key) is None:
+        with self.own():
+            if self.journal.entry_by_key(key) is not None:
+                return
             self.journal.append([NewEntry(
                 key=key, effective=self.until, postings=(), recorded=self.recorded, step="run",
                 memo={"until": self.until.isoformat(), "watermark": self.wm,
@@ -271,14 +277,28 @@ class Runner:
             self._states.pop(next(iter(self._states)))
         return state
 
+    def head(self) -> int:
+        """The journal's last seq (the rowid: an O(1) look-up)."""
+        return self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0]
+
+    @contextlib.contextmanager
+    def own(self):
+        """One step of this run in its own transaction. The journal's head is noted
+        before the lock is released, so a different head at the next step can only
+        mean that another process wrote in between."""
+        with db.transaction(self.conn):
+            yield
+            self.last_seq = self.head()
+
     def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
         try:
-            with db.transaction(self.conn):
+            with self.own():
+                if self.head() != self.last_seq:  # another process wrote: cached states are stale
+                    self._states.clear()
                 Checkpointer(self, lc, cp).run()
         except BaseException:
-            self._states.pop((lc.name, cp.period.id), None)  # memory may be ahead of the rollback
+            self._states.clear()  # memory may be ahead of the rollback
             raise
-        self.period_state(lc, cp.period).written()
 
 
 def _task_order(task) -> tuple:
