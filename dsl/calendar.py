@@ -94,39 +94,18 @@ def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.da
     params.update(after=after.isoformat(), until=until.isoformat())
     any_match = " OR ".join(f"({sql})" for sql in plan.match_sql.values())
     out: dict[dt.date, set] = defaultdict(set)
-    types = ", ".join(f"'{t}'" for t in plan.types)  # event type names from the schema
-    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.type IN ({types}) "
+    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.type IN ({plan.type_params}) "
            f"AND e.day > :after AND e.day <= :until AND e.seq <= :wm AND ({any_match})")
     for day, member in conn.execute(sql, params):
         out[dt.date.fromisoformat(day)].add(member)
     if plan.undo_types:
-        # The cancelled event no longer matches its stream (it is undone), so test
-        # the stream's predicate without its undo clause.
-        marks = ", ".join(f"'{t}'" for t in plan.undo_types)  # fixed names from the schema
-        as_before = " OR ".join(f"({_without_undo(plan, name)})" for name in plan.match_sql)
+        # The cancelled event no longer matches its stream (it is undone): test what
+        # it was before, the stream's predicate without its undo clause.
+        as_before = " OR ".join(f"({sql})" for sql in plan.match_sql_undone.values())
         sql = (f"SELECT DISTINCT u.day, u.member FROM events u JOIN events e ON e.id = u.ref "
-               f"WHERE u.type IN ({marks}) AND u.day > :after AND u.day <= :until AND u.seq <= :wm "
-               f"AND e.seq <= :wm AND ({as_before})")
+               f"WHERE u.type IN ({plan.undo_params}) AND u.day > :after AND u.day <= :until "
+               f"AND u.seq <= :wm AND e.seq <= :wm AND ({as_before})")
         for day, member in conn.execute(sql, params):
             out[dt.date.fromisoformat(day)].add(member)
     return out
-
-
-def _without_undo(plan: Plan, name: str) -> str:
-    sql = plan.match_sql[name]
-    cut = sql.find(" AND NOT EXISTS (SELECT 1 FROM events")
-    return sql if cut < 0 else sql[:cut] + _after_undo(sql, cut)
-
-
-def _after_undo(sql: str, cut: int) -> str:
-    # drop the balanced `NOT EXISTS (...)` clause that starts at `cut`
-    i = sql.index("(", cut)
-    depth = 0
-    for j in range(i, len(sql)):
-        depth += sql[j] == "("
-        depth -= sql[j] == ")"
-        if depth == 0:
-            return sql[j + 1:]
-    return ""
-
 

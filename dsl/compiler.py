@@ -204,6 +204,9 @@ class Plan:
     awards: dict[str, AwardPlan]
     streams: dict[str, ast.Stream]
     match_sql: dict[str, str]  # stream -> predicate over alias e (for relevance queries)
+    match_sql_undone: dict[str, str]  # the same without the undo test (what a cancel undid)
+    type_params: str  # ':pN, ...' bound to the event types of the streams
+    undo_params: str  # the same for the undo types
     undo_types: tuple[str, ...]
     tables: dict[str, Table]
     entry_stream: str | None
@@ -400,13 +403,14 @@ class Compiler:
         # scan clause carries the real date range, a member list the member index.
         return f"+{a}.day <= :asof AND +{a}.seq <= :wm"
 
-    def match(self, name: str, a: str, *, with_visibility: bool = False) -> str:
-        """Predicate: event row `a` belongs to stream `name`."""
+    def match(self, name: str, a: str, *, with_visibility: bool = False, undone: bool = True) -> str:
+        """Predicate: event row `a` belongs to stream `name` (with `undone=False`: would
+        belong to it but for a cancel/refund/stopover)."""
         s = self.streams[name]
         parts = [f"{a}.type = {self.param(s.event_type)}"]
         if s.where is not None:
             parts.append(f"COALESCE({self.ev(s.where, s, a)}, 0)")
-        if s.undone_by:
+        if s.undone_by and undone:
             u = self.alias()
             types = ", ".join(self.param(t) for t in s.undone_by)
             # `+` keeps type and day out of index choice: the only good index here is
@@ -633,12 +637,17 @@ class Compiler:
         main_sql = (f"SELECT {select} FROM events e WHERE {{scan}} "
                     f"AND {self.visible('e')} {{members}} GROUP BY e.member ORDER BY e.member")
         match_sql = {name: self.match(name, "e") for name in self.streams}
+        match_sql_undone = {name: self.match(name, "e", undone=False) for name in self.streams}
+        type_params = ", ".join(self.param(t) for t in types)
         undo = tuple(sorted({t for s in self.streams.values() for t in s.undone_by}))
+        undo_params = ", ".join(self.param(t) for t in undo)
         return Plan(
             campaign=self.c, main_sql=main_sql, main_slots=tuple(self.main_slots), main_scans=main_scans,
             side=tuple(self.side), params=dict(self.params), types=types, values=values,
             value_order=tuple(self.value_nodes), awards=awards, streams=dict(self.streams),
-            match_sql=match_sql, undo_types=undo, tables=self.tables, entry_stream=self.entry_stream,
+            match_sql=match_sql, match_sql_undone=match_sql_undone, type_params=type_params,
+            undo_params=undo_params,
+            undo_types=undo, tables=self.tables, entry_stream=self.entry_stream,
         )
 
 
