@@ -1,0 +1,125 @@
+"""What the semantic checks share: constants, small helpers, the checking context."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+
+import attrs
+
+from dsl import ast
+from dsl import symbols as sym
+from dsl.tables import Table
+
+Types = str
+
+ORDERED_OPS = {"<", "<=", ">", ">="}
+NON_NEGATIVE_AGGREGATES = {"count", "distinct_days", "count_distinct"}
+CLAUSE_WORDS = {"document": "document", "window": "window", "budget": "budget", "entry": "entry required",
+                "cycle": "every month", "payday": "pay"}
+ALL_FUNCTIONS = sorted(set(sym.AGGREGATES) | sym.SCALAR_FUNCTIONS)
+FUNCTION_HINT = ("aggregates: sum, count, any, all, exists, distinct_days, count_distinct, min, max, "
+                 "first, last, date_reaching; per member: min, max, abs, floor, ceil, trunc, round")
+MAX_PAY_YEARS_AFTER = 2
+
+
+def closest(word: str, choices) -> str | None:
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def did_you_mean(word: str, choices, listing: bool = True) -> str | None:
+    choices = sorted(set(choices))
+    best = closest(word, choices)
+    parts = []
+    if best:
+        parts.append(f"did you mean {best}?")
+    if listing and choices:
+        parts.append("known: " + ", ".join(choices))
+    return " ".join(parts) or None
+
+
+def unify(a: str, b: str) -> str:
+    if a == sym.ANY or a == sym.NONE:
+        return b
+    if b == sym.ANY or b == sym.NONE:
+        return a
+    if a in sym.NUMERIC and b in sym.NUMERIC:
+        return sym.NUM if sym.NUM in (a, b) else sym.INT
+    return a
+
+
+def is_date_lit(node) -> bool:
+    return isinstance(node, ast.Literal) and isinstance(node.value, dt.date)
+
+
+def conjuncts(node) -> list:
+    if isinstance(node, ast.BinOp) and node.op == "and":
+        return conjuncts(node.left) + conjuncts(node.right)
+    return [node]
+
+
+def int_lit(node) -> int | None:
+    if isinstance(node, ast.Literal) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.Unary) and node.op == "neg":
+        inner = int_lit(node.operand)
+        return None if inner is None else -inner
+    return None
+
+
+def walk(node):
+    """Every expression node under `node` (itself included)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        yield n
+        if isinstance(n, (ast.BinOp,)):
+            stack += [n.left, n.right]
+        elif isinstance(n, ast.Compare):
+            stack += [n.left, n.right]
+        elif isinstance(n, ast.Unary):
+            stack.append(n.operand)
+        elif isinstance(n, ast.InRange):
+            stack += [n.value, n.low, n.high]
+        elif isinstance(n, ast.Conditional):
+            stack += [n.cond, n.then, n.otherwise]
+        elif isinstance(n, ast.Call):
+            stack += list(n.args)
+        elif isinstance(n, ast.ListLit):
+            stack += list(n.items)
+        elif isinstance(n, ast.Filtered):
+            stack.append(n.cond)
+        elif isinstance(n, ast.GroupSum):
+            stack.append(n.body)
+        elif isinstance(n, ast.Lookup):
+            stack += [c.value for c in n.conds] + [n.default]
+
+
+def table_type(table: Table, column: str) -> str:
+    if not table.rows:
+        return sym.ANY
+    if table.column_type(column) == "int":
+        return sym.INT
+    i = table.columns.index(column)
+    values = [r[i] for r in table.rows if r[i] != ""]
+    try:
+        if values and all(len(v) == 10 and dt.date.fromisoformat(v) for v in values):
+            return sym.DATE
+    except ValueError:
+        pass
+    return sym.STR
+
+
+@attrs.define
+class Ctx:
+    """Where an expression is checked."""
+
+    scope: str  # 'event' | 'member'
+    stream: ast.Stream | None = None  # event scope: the stream being filtered
+    fields: dict | None = None  # event scope: visible field -> type (None: unknown event type)
+    group: ast.GroupSum | None = None  # member scope: inside `sum over`
+    group_stream: ast.Stream | None = None
+    key_type: str = sym.ANY
