@@ -64,7 +64,8 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
     if report.errors:
         for line in report.errors:
             click.echo(line)
-        click.echo(f"error: {len(report.errors)} bad line(s); nothing imported", err=True)
+        n = len(report.errors)
+        click.echo(f"error: {n} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
         raise click.exceptions.Exit(1)
     for f in report.per_file:
         click.echo(f"{f.path}: imported {f.added:,} events ({f.skipped:,} skipped)")
