@@ -438,6 +438,8 @@ _BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no"
 
 
 def _csv_int(text: str) -> Any:
+    if text.isdigit() and text.isascii() and len(text) <= 20:  # the common case, no regex
+        return int(text)
     return int(text) if _INT_RE.fullmatch(text) and len(text) <= 20 else text
 
 
@@ -467,3 +469,6 @@ _CSV_CONVERT = {INT: _csv_int, BOOL: _csv_bool, SEGMENT_LIST: _csv_list}
 CSV_CONVERTERS: dict[str, Callable[[str], Any]] = {
     name: _CSV_CONVERT.get(kind, _csv_str) for name, kind in FIELD_KINDS.items()
 }
+
+#: Columns whose cell is the value as it stands (stripped): no conversion.
+CSV_TEXT_COLUMNS = frozenset(name for name, kind in FIELD_KINDS.items() if kind not in _CSV_CONVERT)
