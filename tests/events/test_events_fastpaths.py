@@ -18,7 +18,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import db, events
+from ledger import db, event_files, events
 from ledger.event_rows import BUILDERS, fast_row
 from ledger.event_schema import EVENT_TYPES, normalise
 from ledger.events import canonical_json, import_files
@@ -122,7 +122,7 @@ def old_read_jsonl(data: bytes):
         except UnicodeDecodeError as exc:
             out.append((n, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"))
             continue
-        parsed = events._jsonl_line(n, text)
+        parsed = event_files._jsonl_line(n, text)
         if parsed is not None:
             out.append((n, *parsed))
     return out
@@ -142,15 +142,15 @@ def test_block_jsonl_reader_matches_the_line_reader(tmp_path, monkeypatch, lines
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
     path = tmp_path / "e.jsonl"
     path.write_bytes(data)
-    monkeypatch.setattr(events, "JSONL_BLOCK", block)
-    assert list(events._read_jsonl(path)) == old_read_jsonl(data)
+    monkeypatch.setattr(event_files, "JSONL_BLOCK", block)
+    assert list(event_files._read_jsonl(path)) == old_read_jsonl(data)
 
 
 # --------------------------------------------------------------------------- CSV rows
 
 
 def reference_csv_rows(data: bytes):
-    reader = csv.reader(events._utf8_lines(io.BytesIO(data)))
+    reader = csv.reader(event_files._utf8_lines(io.BytesIO(data)))
     out, prev = [], 0
     while True:
         try:
@@ -169,7 +169,7 @@ def reference_csv_rows(data: bytes):
 @given(text=st.text(st.sampled_from(['a', ',', '"', '\r', '\n', ' ', '\x00', 'é', '\u2028']), max_size=30))
 def test_comma_split_matches_csv_reader(text):
     data = text.encode()
-    assert list(events._csv_rows(io.BytesIO(data))) == reference_csv_rows(data)
+    assert list(event_files._csv_rows(io.BytesIO(data))) == reference_csv_rows(data)
 
 
 # --------------------------------------------------------------------------- bulk load
