@@ -207,3 +207,67 @@ def test_bulk_load_keeps_the_indexes_and_a_failed_one_rolls_back(tmp_path):
                         " WHERE type = 'card_payment' AND member = 'W3'").fetchone() == (43,)
     # The stored events now outnumber what the same file could add: no rebuild.
     assert not events._is_bulk_load(conn, good.stat().st_size)
+
+
+# --------------------------------------------------------------------------- the parsing worker
+
+
+def _mixed_files(tmp_path, bad: bool):
+    first = tmp_path / "a.jsonl"
+    lines = [json.dumps({"id": f"E{i}", "type": "card_payment", "member": f"W{i % 5}",
+                         "at": "2025-01-31T10:00:00+09:00", "amount": i}) for i in range(40)]
+    lines[3] = lines[2]  # the same event twice: skipped
+    lines.append(json.dumps({"id": "C1", "type": "cancel", "member": "W1", "at": "2025-02-01T00:00:00Z",
+                             "ref": "E7"}))
+    if bad:
+        lines[5] = '{"id": "E5", "type": "card_payment"}'
+        lines[9] = "{nope"
+        lines.append(json.dumps({"id": "E1", "type": "card_payment", "member": "W1",
+                                 "at": "2025-01-31T10:00:00+09:00", "amount": 2}))
+        lines.append(json.dumps({"id": "C2", "type": "refund", "member": "W1",
+                                 "at": "2025-02-01T00:00:00Z", "ref": "E5"}))
+    first.write_text("\n".join(lines) + "\n")
+    second = tmp_path / "b.csv"
+    second.write_text("id,type,member,at,amount\nX1,card_cashback,W2,2025-03-01T00:00:00,-5\n"
+                      + ("X2,card_cashback,W2,2025-03-01T00:00:00,5\n" if bad else ""))
+    return [first, second, tmp_path / "missing.jsonl"] if bad else [first, second]
+
+
+def _import_both_ways(tmp_path, monkeypatch, bad):
+    results = []
+    for min_bytes in (1 << 60, 0):  # in this process, then through the worker
+        monkeypatch.setattr(events, "WORKER_MIN_BYTES", min_bytes)
+        where = tmp_path / str(min_bytes)
+        where.mkdir()
+        files = _mixed_files(where, bad)
+        conn = db.connect(where / "p.db")
+        report = import_files(conn, files)
+        text = [e.replace(str(where), "DIR") for e in report.errors]
+        rows = conn.execute("SELECT id, type, member, at, day, time, weekday, amount, ref, body,"
+                            " replace(source, ?, 'DIR'), seq FROM events ORDER BY seq",
+                            (str(where),)).fetchall()
+        results.append((text, report.added, report.skipped,
+                        [(f.records, f.added, f.skipped, len(f.errors)) for f in report.per_file], rows))
+    return results
+
+
+def test_the_worker_reports_and_writes_what_one_process_does(tmp_path, monkeypatch):
+    monkeypatch.setattr(events, "_worker_allowed", lambda: True)
+    (tmp_path / "good").mkdir()
+    alone, worker = _import_both_ways(tmp_path / "good", monkeypatch, bad=False)
+    assert alone == worker
+    assert alone[1] == 41 and alone[2] == 1 and len(alone[4]) == 41
+    (tmp_path / "bad").mkdir()
+    alone, worker = _import_both_ways(tmp_path / "bad", monkeypatch, bad=True)
+    assert alone == worker
+    assert alone[0] == [
+        "DIR/a.jsonl:6: missing field 'member'",
+        "DIR/a.jsonl:6: missing field 'at'",
+        "DIR/a.jsonl:6: missing field 'amount' (required for card_payment)",
+        "DIR/a.jsonl:10: invalid JSON: Expecting property name enclosed in double quotes (col 2)",
+        "DIR/a.jsonl:42: duplicate id 'E1' with different content (first seen at DIR/a.jsonl:2)",
+        "DIR/a.jsonl:43: 'ref' names event 'E5' which is itself invalid",
+        "DIR/b.csv:3: field 'amount' must be <= 0, got 5",
+        "DIR/missing.jsonl: no such file",
+    ]
+    assert alone[4] == []
