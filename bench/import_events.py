@@ -8,7 +8,10 @@ Generates a seeded, realistic events file in JSONL and in CSV, then times:
   `json.loads` per line, plus a raw apsw `executemany` of exactly the rows the
   import wrote into a bare table (same columns, no indexes, no checks).
 
-Prints events/s for each and the ratio of the import to the floor.
+Prints events/s (wall) for each, with the CPU seconds beside it (steadier on
+a shared machine; a large import on a machine with an idle CPU also uses a
+parsing worker process, whose CPU is shown apart), and the ratio of the
+import to the floor.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -101,24 +105,46 @@ def write_jsonl(events: list[dict], path: str) -> None:
 
 
 def time_import(path: str, dbpath: str) -> tuple[float, int]:
+    """(wall seconds, events added) of `import_files` into a fresh database."""
+    timing = time_import_detail(path, dbpath)
+    return timing["wall"], timing["added"]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_import_detail(path: str, dbpath: str) -> dict:
+    """Wall and CPU seconds of one import: `cpu` is this process, `worker`
+    the parsing child's (0 when the import ran in one process)."""
     conn = db.connect(dbpath)
-    t0 = time.perf_counter()
+    c0, t0, w0 = _children_cpu(), time.process_time(), time.perf_counter()
     report = import_files(conn, [path])
-    elapsed = time.perf_counter() - t0
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - t0
+    worker = _children_cpu() - c0
     if report.errors:
         raise SystemExit("import failed:\n" + "\n".join(report.errors[:20]))
     conn.close()
-    return elapsed, report.added
+    return {"wall": wall, "cpu": cpu, "worker": worker, "added": report.added}
 
 
 def time_floor(jsonl: str, source_db: str, raw_db: str) -> tuple[float, float]:
     """(seconds for json.loads per line, seconds for raw executemany of the same rows)."""
+    return time_floor_detail(jsonl, source_db, raw_db)[:2]
+
+
+def time_floor_detail(jsonl: str, source_db: str, raw_db: str) -> tuple[float, float, float, float]:
+    """Wall seconds of json.loads per line and of the raw executemany, then
+    the CPU seconds of each."""
     loads = json.loads
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with open(jsonl, "rb") as f:
         for line in f:
             loads(line)
     t_parse = time.perf_counter() - t0
+    c_parse = time.process_time() - c0
 
     src = apsw.Connection(source_db)
     raw = apsw.Connection(raw_db)
@@ -130,7 +156,7 @@ def time_floor(jsonl: str, source_db: str, raw_db: str) -> tuple[float, float]:
         " prev_hash TEXT, hash TEXT)"
     )
     sql = "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    t_insert = 0.0
+    t_insert = c_insert = 0.0
     raw.execute("BEGIN")
     last = 0
     while True:
@@ -140,15 +166,17 @@ def time_floor(jsonl: str, source_db: str, raw_db: str) -> tuple[float, float]:
         if not rows:
             break
         last = rows[-1][0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         raw.executemany(sql, rows)
         t_insert += time.perf_counter() - t0
-    t0 = time.perf_counter()
+        c_insert += time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     raw.execute("COMMIT")
     t_insert += time.perf_counter() - t0
+    c_insert += time.process_time() - c0
     src.close()
     raw.close()
-    return t_parse, t_insert
+    return t_parse, t_insert, c_parse, c_insert
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,21 +203,26 @@ def main(argv: list[str] | None = None) -> None:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(os.path.join(work, name + suffix)):
                     os.remove(os.path.join(work, name + suffix))
-        t_jsonl, added = time_import(jsonl, os.path.join(work, "j.db"))
-        assert added == n, added
-        t_csv, added = time_import(csvf, os.path.join(work, "c.db"))
-        assert added == n, added
-        t_parse, t_insert = time_floor(jsonl, os.path.join(work, "j.db"), os.path.join(work, "raw.db"))
-        t_floor = t_parse + t_insert
+        load = os.getloadavg()[0]
+        j = time_import_detail(jsonl, os.path.join(work, "j.db"))
+        assert j["added"] == n, j
+        c = time_import_detail(csvf, os.path.join(work, "c.db"))
+        assert c["added"] == n, c
+        t_parse, t_insert, c_parse, c_insert = time_floor_detail(
+            jsonl, os.path.join(work, "j.db"), os.path.join(work, "raw.db"))
+        t_jsonl, t_csv, t_floor = j["wall"], c["wall"], t_parse + t_insert
 
-        def rate(seconds: float) -> str:
-            return f"{n / seconds:>12,.0f} events/s  ({seconds:7.2f} s)"
+        def rate(seconds: float, cpu: float, worker: float = 0.0) -> str:
+            note = f" + worker {worker:.2f}" if worker else ""
+            return f"{n / seconds:>12,.0f} events/s  ({seconds:7.2f} s; CPU {cpu:.2f} s{note})"
 
-        print(f"import_files JSONL            {rate(t_jsonl)}")
-        print(f"import_files CSV              {rate(t_csv)}")
-        print(f"json.loads per line           {rate(t_parse)}")
-        print(f"raw apsw executemany          {rate(t_insert)}")
-        print(f"floor (loads + executemany)   {rate(t_floor)}")
+        print(f"load average at start {load:.2f} on {os.cpu_count()} CPUs"
+              " (the import forks a parsing worker only when a CPU is idle)")
+        print(f"import_files JSONL            {rate(t_jsonl, j['cpu'], j['worker'])}")
+        print(f"import_files CSV              {rate(t_csv, c['cpu'], c['worker'])}")
+        print(f"json.loads per line           {rate(t_parse, c_parse)}")
+        print(f"raw apsw executemany          {rate(t_insert, c_insert)}")
+        print(f"floor (loads + executemany)   {rate(t_floor, c_parse + c_insert)}")
         print(f"ratio JSONL import / floor    {t_jsonl / t_floor:.2f}x the time")
         print(f"ratio CSV import / floor      {t_csv / t_floor:.2f}x the time")
     finally:
