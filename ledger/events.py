@@ -142,7 +142,6 @@ class _Batch:
         self.skipped = [0] * nfiles
         row = conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         self.prev_hash = row[0] if row else GENESIS_HASH
-        self.chained_by_worker = True  # until a chunk from the worker holds a duplicate
 
     def error(self, fi: int, line: int, text: str) -> None:
         # `order` keeps the errors of one line in the order they were found.
@@ -222,23 +221,6 @@ class _Batch:
         if rows:
             conn.executemany(_INSERT, rows)
         self.prev_hash = prev
-        if refs:
-            self.unresolved.extend(self._missing_refs(refs))
-
-    def write_chained(self, rows, ids_json, repeats, places, refs) -> None:
-        """Write a chunk the worker has already chained (see _ChildBatch), or
-        hand it to `flush` if any of its ids is already stored or repeated."""
-        if not self.chained_by_worker or repeats or self.conn.execute(_LOOKUP, (ids_json,)).fetchone():
-            self.chained_by_worker = False  # the worker's chain is wrong from here on
-            self.chunk = [(row[:10], row[10], row[9].encode(), fi, line)
-                          for row, (fi, line) in zip(rows, places)]
-            self.flush()
-            return
-        self.conn.executemany(_INSERT, rows)
-        self.prev_hash = rows[-1][12]
-        added = self.added
-        for fi, _line in places:
-            added[fi] += 1
         if refs:
             self.unresolved.extend(self._missing_refs(refs))
 
@@ -410,63 +392,30 @@ WORKER_ENV = "POINTS_IMPORT_WORKER"  # "0" keeps every import in one process
 
 
 def _worker_allowed() -> bool:
-    """A second process only pays when a CPU would otherwise sit idle: on a
-    machine already busy (1-minute load average above CPUs - 1) the two
-    processes just take turns, and the pipe is pure overhead (measured:
-    ~20% more CPU in all, no gain in wall time at load 4-5 on 2 CPUs)."""
     if os.environ.get(WORKER_ENV, "1") == "0" or not hasattr(os, "fork"):
         return False
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    return cpus >= 2 and load <= cpus - 1
+    return cpus >= 2
 
 
 class _ChildBatch(_Batch):
-    """`_Batch` in the child: checks records and sends each chunk to the parent
-    as finished rows, hash-chained as if none of them were a duplicate.
+    """`_Batch` in the child: checks records, sends full chunks to the parent."""
 
-    Duplicates are rare and only the database knows them: the parent writes a
-    chunk as it comes when its lookup finds none, and otherwise falls back to
-    its own `flush` (and chaining) for that chunk and every later one.
-    """
-
-    def __init__(self, nfiles: int, pipe, prev_hash: str) -> None:
+    def __init__(self, nfiles: int, pipe) -> None:
         self.pipe = pipe
         self.errors = []
         self.chunk = []
         self.bad_ids = set()
         self.records = [0] * nfiles
-        self.prev_hash = prev_hash
 
     def flush(self) -> None:
-        chunk = self.chunk
-        if not chunk:
-            return
-        self.chunk = []
-        rows = []
-        places = []
-        refs = []
-        prev = self.prev_hash
-        prev_bytes = prev.encode()
-        sha256 = hashlib.sha256
-        for row, loc, body_bytes, fi, line in chunk:
-            h = sha256(prev_bytes + body_bytes + b"\x1f" + loc.encode()).hexdigest()
-            rows.append(row + (loc, prev, h))
-            places.append((fi, line))
-            prev = h
-            prev_bytes = h.encode()
-            if row[8] is not None:
-                refs.append((row[8], fi, line, loc))
-        self.prev_hash = prev
-        ids = [row[0] for row in rows]
-        repeats = len(set(ids)) < len(ids)
-        self.pipe.send(("rows", (rows, json.dumps(ids), repeats, places, refs)))
+        if self.chunk:
+            # (row, file, line): the parent rebuilds the 'file:line' source
+            self.pipe.send(("rows", [(c[0], c[3], c[4]) for c in self.chunk]))
+            self.chunk = []
 
 
 def _feed_through_worker(batch: _Batch, paths, formats, opening_errors) -> None:
@@ -480,7 +429,7 @@ def _feed_through_worker(batch: _Batch, paths, formats, opening_errors) -> None:
         status = 0
         try:
             receive.close()
-            child = _ChildBatch(len(paths), send, batch.prev_hash)
+            child = _ChildBatch(len(paths), send)
             _feed_files(child, paths, formats, opening_errors)
             child.flush()
             send.send(("done", (child.errors, child.records, child.bad_ids)))
@@ -501,7 +450,9 @@ def _feed_through_worker(batch: _Batch, paths, formats, opening_errors) -> None:
             except EOFError:
                 raise RuntimeError("the import's parsing worker ended without finishing") from None
             if kind == "rows":
-                batch.write_chained(*payload)
+                batch.chunk = [(row, f"{paths[fi]}:{line}", row[9].encode(), fi, line)
+                               for row, fi, line in payload]
+                batch.flush()
             elif kind == "done":
                 errors, records, bad_ids = payload
                 batch.errors.extend(errors)  # lines with a child's error have no row here
