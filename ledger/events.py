@@ -144,7 +144,6 @@ class _Batch:
         self.prev_hash = row[0] if row else GENESIS_HASH
 
     def error(self, fi: int, line: int, text: str) -> None:
-        # `order` keeps the errors of one line in the order they were found.
         self.errors.append((fi, line, len(self.errors), text))
 
     def add(self, fi: int, line: int, loc: str, record: Any, ignore_missing=frozenset()) -> None:
@@ -342,10 +341,22 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike]) -> I
         opening_errors.append(problem)
 
     def feed(batch: _Batch) -> None:
-        if incoming >= WORKER_MIN_BYTES and _worker_allowed():
-            _feed_through_worker(batch, paths, formats, opening_errors)
-        else:
-            _feed_files(batch, paths, formats, opening_errors)
+        for fi, path in enumerate(paths):
+            if opening_errors[fi]:
+                batch.error(fi, 0, opening_errors[fi])
+                continue
+            try:
+                for line, record, problem in read_records(path, formats[fi]):
+                    if record is None:
+                        batch.error(fi, line, f"{path}:{line}: {problem}")
+                        if not isinstance(problem, HeaderProblem):
+                            batch.records[fi] += 1
+                    elif problem:
+                        batch.add(fi, line, f"{path}:{line}", record, problem)
+                    else:
+                        batch.add(fi, line, f"{path}:{line}", record)
+            except EventError as exc:
+                batch.error(fi, exc.line or 1 << 62, f"{exc.where(path)}: {exc}")
 
     incoming = 0
     for path, fmt in zip(paths, formats):
@@ -355,118 +366,6 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike]) -> I
             except OSError:
                 pass
     return _run(conn, labels, feed, incoming)
-
-
-def _feed_files(batch: _Batch, paths: list[str], formats: list[str | None],
-                opening_errors: list[str | None]) -> None:
-    """Read every file and check every record into `batch`."""
-    for fi, path in enumerate(paths):
-        if opening_errors[fi]:
-            batch.error(fi, 0, opening_errors[fi])
-            continue
-        try:
-            for line, record, problem in read_records(path, formats[fi]):
-                if record is None:
-                    batch.error(fi, line, f"{path}:{line}: {problem}")
-                    if not isinstance(problem, HeaderProblem):
-                        batch.records[fi] += 1
-                elif problem:
-                    batch.add(fi, line, f"{path}:{line}", record, problem)
-                else:
-                    batch.add(fi, line, f"{path}:{line}", record)
-        except EventError as exc:
-            batch.error(fi, exc.line or 1 << 62, f"{exc.where(path)}: {exc}")
-
-
-# --------------------------------------------------------------------------- the parsing worker
-#
-# Reading, parsing and checking are pure Python (one CPU); writing is mostly
-# SQLite. For a large import a forked child does the first and sends finished
-# rows through a pipe, while this process looks up duplicates, chains the
-# hashes and writes. Nothing else changes: the child only produces what
-# `_Batch.add` would have put in the chunks, plus the errors, counts and
-# invalid ids, and this process decides and writes exactly as before.
-
-WORKER_MIN_BYTES = 8 << 20  # below this, forking costs more than it saves
-WORKER_ENV = "POINTS_IMPORT_WORKER"  # "0" keeps every import in one process
-
-
-def _worker_allowed() -> bool:
-    if os.environ.get(WORKER_ENV, "1") == "0" or not hasattr(os, "fork"):
-        return False
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return cpus >= 2
-
-
-class _ChildBatch(_Batch):
-    """`_Batch` in the child: checks records, sends full chunks to the parent."""
-
-    def __init__(self, nfiles: int, pipe) -> None:
-        self.pipe = pipe
-        self.errors = []
-        self.chunk = []
-        self.bad_ids = set()
-        self.records = [0] * nfiles
-
-    def flush(self) -> None:
-        if self.chunk:
-            # (row, file, line): the parent rebuilds the 'file:line' source
-            self.pipe.send(("rows", [(c[0], c[3], c[4]) for c in self.chunk]))
-            self.chunk = []
-
-
-def _feed_through_worker(batch: _Batch, paths, formats, opening_errors) -> None:
-    import multiprocessing.connection
-    import signal
-    import traceback
-
-    receive, send = multiprocessing.Pipe(duplex=False)
-    pid = os.fork()
-    if pid == 0:  # the child: never returns, never touches the database
-        status = 0
-        try:
-            receive.close()
-            child = _ChildBatch(len(paths), send)
-            _feed_files(child, paths, formats, opening_errors)
-            child.flush()
-            send.send(("done", (child.errors, child.records, child.bad_ids)))
-        except BaseException:
-            status = 1
-            try:
-                send.send(("crash", traceback.format_exc()))
-            except BaseException:
-                pass
-        finally:
-            os._exit(status)
-    send.close()
-    finished = False
-    try:
-        while True:
-            try:
-                kind, payload = receive.recv()
-            except EOFError:
-                raise RuntimeError("the import's parsing worker ended without finishing") from None
-            if kind == "rows":
-                batch.chunk = [(row, f"{paths[fi]}:{line}", row[9].encode(), fi, line)
-                               for row, fi, line in payload]
-                batch.flush()
-            elif kind == "done":
-                errors, records, bad_ids = payload
-                batch.errors.extend(errors)  # lines with a child's error have no row here
-                batch.records = records
-                batch.bad_ids |= bad_ids
-                finished = True
-                return
-            else:
-                raise RuntimeError(f"the import's parsing worker failed:\n{payload}")
-    finally:
-        receive.close()
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
 
 
 def import_records(
