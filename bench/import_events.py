@@ -9,9 +9,7 @@ Generates a seeded, realistic events file in JSONL and in CSV, then times:
   import wrote into a bare table (same columns, no indexes, no checks).
 
 Prints events/s (wall) for each, with the CPU seconds beside it (steadier on
-a shared machine; a large import on a machine with an idle CPU also uses a
-parsing worker process, whose CPU is shown apart), and the ratio of the
-import to the floor.
+a shared machine), and the ratio of the import to the floor.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import tempfile
 import time
@@ -110,24 +107,17 @@ def time_import(path: str, dbpath: str) -> tuple[float, int]:
     return timing["wall"], timing["added"]
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def time_import_detail(path: str, dbpath: str) -> dict:
-    """Wall and CPU seconds of one import: `cpu` is this process, `worker`
-    the parsing child's (0 when the import ran in one process)."""
+    """Wall and CPU seconds of one import into a fresh database, events added."""
     conn = db.connect(dbpath)
-    c0, t0, w0 = _children_cpu(), time.process_time(), time.perf_counter()
+    t0, w0 = time.process_time(), time.perf_counter()
     report = import_files(conn, [path])
     wall = time.perf_counter() - w0
     cpu = time.process_time() - t0
-    worker = _children_cpu() - c0
     if report.errors:
         raise SystemExit("import failed:\n" + "\n".join(report.errors[:20]))
     conn.close()
-    return {"wall": wall, "cpu": cpu, "worker": worker, "added": report.added}
+    return {"wall": wall, "cpu": cpu, "added": report.added}
 
 
 def time_floor(jsonl: str, source_db: str, raw_db: str) -> tuple[float, float]:
@@ -212,14 +202,12 @@ def main(argv: list[str] | None = None) -> None:
             jsonl, os.path.join(work, "j.db"), os.path.join(work, "raw.db"))
         t_jsonl, t_csv, t_floor = j["wall"], c["wall"], t_parse + t_insert
 
-        def rate(seconds: float, cpu: float, worker: float = 0.0) -> str:
-            note = f" + worker {worker:.2f}" if worker else ""
-            return f"{n / seconds:>12,.0f} events/s  ({seconds:7.2f} s; CPU {cpu:.2f} s{note})"
+        def rate(seconds: float, cpu: float) -> str:
+            return f"{n / seconds:>12,.0f} events/s  ({seconds:7.2f} s; CPU {cpu:.2f} s)"
 
-        print(f"load average at start {load:.2f} on {os.cpu_count()} CPUs"
-              " (the import forks a parsing worker only when a CPU is idle)")
-        print(f"import_files JSONL            {rate(t_jsonl, j['cpu'], j['worker'])}")
-        print(f"import_files CSV              {rate(t_csv, c['cpu'], c['worker'])}")
+        print(f"load average at start {load:.2f} on {os.cpu_count()} CPUs")
+        print(f"import_files JSONL            {rate(t_jsonl, j['cpu'])}")
+        print(f"import_files CSV              {rate(t_csv, c['cpu'])}")
         print(f"json.loads per line           {rate(t_parse, c_parse)}")
         print(f"raw apsw executemany          {rate(t_insert, c_insert)}")
         print(f"floor (loads + executemany)   {rate(t_floor, c_parse + c_insert)}")
