@@ -37,7 +37,6 @@ class HeaderProblem(str):
     """A reason about a CSV header: not a record, so not counted as one."""
 
 
-
 def detect_format(path: str | os.PathLike) -> str:
     """'jsonl' or 'csv': by extension, otherwise by the first non-blank character."""
     name = os.fspath(path).lower()

@@ -274,10 +274,14 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
     if gc_on:
         gc.disable()
     try:
-        with transaction(conn):
-            batch = _Batch(conn, len(labels))
-            try:
-                with conn:  # a savepoint: rolled back by _Abort, nested safely
+        try:
+            with transaction(conn):
+                batch = _Batch(conn, len(labels))
+                # A savepoint, so that inside a caller's transaction only this
+                # import is undone; on its own, the whole transaction is rolled
+                # back too (not committed empty): a refused import leaves the
+                # file untouched, even after the DROP INDEX below.
+                with conn:
                     # A bulk load writes into a table without its secondary
                     # indexes and builds them at the end, inside the same
                     # savepoint: a failed import rolls the DROPs back too.
@@ -290,8 +294,8 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
                         raise _Abort
                     for _name, sql in rebuild:
                         conn.execute(sql)
-            except _Abort:
-                pass
+        except _Abort:
+            pass
     finally:
         if gc_on:
             gc.enable()
