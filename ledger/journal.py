@@ -47,7 +47,7 @@ from ledger.errors import (
 )
 from json.encoder import encode_basestring as _jstr
 
-from ledger.hashing import GENESIS, canonical, fast_canonical
+from ledger.hashing import GENESIS, canonical
 from ledger.model import Entry, Lot, NewEntry, Posting
 
 _FAR = "9999-12-31"
@@ -84,6 +84,21 @@ def account_info(account: Any) -> tuple[str, str | None]:
         _ACCOUNTS.clear()
     _ACCOUNTS[account] = info
     return info
+
+
+# Point kind -> its JSON text in the canonical encoding (also the set of valid kinds).
+_KIND_JSON = {k: _jstr(k) for k in kinds.KIND_NAMES}
+
+
+def _account_info_of(key: str, idx: int, account: Any) -> tuple[str, str | None]:
+    """account_info, with the entry and posting named in the error."""
+    try:
+        return account_info(account)
+    except InvalidAccount as exc:
+        raise InvalidAccount(f"entry {key!r}, posting {idx}: {exc}") from None
+    except TypeError:  # unhashable
+        raise InvalidAccount(f"entry {key!r}, posting {idx}: account must be a"
+                             f" string, not {type(account).__name__}") from None
 
 
 # Per-connection cache of budget and receivable balances:
@@ -245,6 +260,18 @@ class Journal:
         An entry whose key is already stored with the same content (recorded
         aside) is not written again: the stored Entry is returned in its place.
         """
+        return self._batch(entries, True)
+
+    def append_seqs(self, entries: Iterable[NewEntry]) -> list[int]:
+        """`append`, returning only each entry's seq (the stored one for a no-op).
+
+        Same checks, same rows, same hashes; it only skips building the Entry and
+        Posting objects -- a third of append's Python time -- for callers that
+        need nothing else (a settlement's grants, expiry).
+        """
+        return self._batch(entries, False)
+
+    def _batch(self, entries: Iterable[NewEntry], build: bool) -> list:
         entries = list(entries)
         if not entries:
             return []
@@ -255,14 +282,19 @@ class Journal:
             gc.disable()
         try:
             with self._txn():
-                return self._append(entries)
+                return self._append(entries, build)
         finally:
             if gc_on:
                 gc.enable()
 
-    def _append(self, entries: list[NewEntry]) -> list[Entry]:
+    def _append(self, entries: list[NewEntry], build: bool) -> list:
+        """One pass over the batch validates each entry and builds its rows, its
+        canonical text, its hash and (if `build`) the Entry returned for it, else
+        its seq. The checks that
+        need the stored state -- lots drawn from, budget and receivable balances --
+        come after, in entry order, over only the postings concerned; nothing is
+        written until every check has passed."""
         conn = self.conn
-        sha256 = hashlib.sha256
         keys = []
         for e in entries:
             if type(e) is not NewEntry and not isinstance(e, NewEntry):
@@ -272,162 +304,275 @@ class Journal:
                 if not isinstance(k, str) or not k:
                     raise InvalidEntry(f"idempotency key must be a non-empty string, not {k!r}")
             keys.append(k)
-        existing = {x.key: x for x in self._load("e.key IN (SELECT value FROM json_each(?))",
-                                                  (json.dumps(keys),))}
-
-        # Pass 1: validate each entry on its own; collect lots and checked balances.
-        plan = []  # (NewEntry, memo_text, events_text, recorded, touched) or (key,) for no-ops
-        seen: dict[str, NewEntry] = {}
-        lot_refs: set[int] = set()
-        checked: set[tuple[str, str]] = set()
-        validate = self._validate
-        memo_of = self._memo_text
-        for e in entries:
-            key = e.key
-            memo_text = memo_of(e)
-            if key in existing or key in seen:
-                if key in existing:
-                    old = existing[key]
-                    same = _entry_content(old) == _new_content(e, memo_text)
-                else:
-                    first = seen[key]
-                    same = _new_content(first, memo_of(first)) == _new_content(e, memo_text)
-                if not same:
-                    where = f"entry {existing[key].seq}" if key in existing else "this batch"
-                    raise IdempotencyConflict(
-                        f"key {key!r} is already used by {where} with different content"
-                    )
-                plan.append((key,))
-                continue
-            seen[key] = e
-            touched = validate(e, lot_refs, checked)
-            try:
-                events_text = "[" + ",".join(map(_jstr, e.events)) + "]"
-            except TypeError:
-                bad = next(ev for ev in e.events if not isinstance(ev, str))
-                raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {bad!r}") from None
-            rec = e.recorded
-            if rec is None:
-                rec = None  # the effective date's text, set in pass 2
-            elif type(rec) is not str or not rec:
-                rec = _recorded(rec, e.effective)
-            plan.append((e, memo_text, events_text, rec, touched))
-
+        existing = self._existing(keys)
         row = conn.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev_hash = row if row is not None else (0, GENESIS)
-        pid = conn.execute("SELECT MAX(id) FROM postings").fetchone()[0] or 0
+        pid = stored_pid = conn.execute("SELECT MAX(id) FROM postings").fetchone()[0] or 0
 
-        # Lots drawn from: (account, kind, expires, lot's effective, remaining).
-        lots: dict[int, list] = {}
-        if lot_refs:
-            for lid, account, kind, expires, eff, rem in conn.execute(
-                "SELECT p.id, p.account, p.kind, p.expires, e.effective, " + _REMAINING +
-                " FROM postings p JOIN entries e ON e.seq = p.entry"
-                " WHERE p.id IN (SELECT value FROM json_each(?)) AND p.amount > 0",
-                (json.dumps(sorted(lot_refs)),),
-            ):
-                lots[lid] = [account, kind, expires, eff, rem]
-        balances = self._cached_balances(sorted(checked)) if checked else {}
-
-        # Pass 2: assign seqs and ids, check lots and balances in order, hash.
         posting_rows: list[tuple] = []
         entry_rows: list[tuple] = []
         out: list[Entry | tuple] = []
-        written: dict[str, Entry] = {}
+        seen: dict[str, NewEntry] = {}
+        # Deferred checks: (key, effective text, draws or None, budget moves or None) of
+        # the entries that draw from lots or move a budget or receivable.
+        checks: list[tuple] = []
+        dates: dict[dt.date, str] = {}
+        accounts = _ACCOUNTS
+        kind_json = _KIND_JSON
+        jstr = _jstr
+        sha256 = hashlib.sha256
+        add_prow = posting_rows.append
         add_erow = entry_rows.append
         add_out = out.append
-        loads = json.loads
-        dates: dict[dt.date, str] = {}
-        for item in plan:
-            if len(item) == 1:
-                add_out(item)
+        memo_of = self._memo_text
+        for e in entries:
+            key = e.key
+            if key in existing or key in seen:
+                self._check_same(e, existing, seen)
+                add_out((key,))
                 continue
-            e, memo_text, events_text, recorded, touched = item
-            seq += 1
+            seen[key] = e
             effective = e.effective
+            if type(effective) is not dt.date:
+                _check_date(f"entry {key!r}: effective", effective)
             eff = dates.get(effective)
             if eff is None:
                 eff = dates[effective] = effective.isoformat()
+            campaign, rule, rules_hash, step = e.campaign, e.rule, e.rules_hash, e.step
+            if not ((campaign is None or type(campaign) is str)
+                    and (rule is None or type(rule) is str)
+                    and (rules_hash is None or type(rules_hash) is str)
+                    and (step is None or type(step) is str)):
+                for what, v in (("campaign", campaign), ("rule", rule),
+                                ("rules_hash", rules_hash), ("step", step)):
+                    if v is not None and type(v) is not str and not isinstance(v, str):
+                        raise InvalidEntry(f"entry {key!r}: {what} must be a string or None")
+            rev = e.reverses
+            if rev is not None and (not isinstance(rev, int) or rev <= 0):
+                raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
+            memo = e.memo
+            memo_text = "{}" if memo is None else memo_of(e)
+
+            seq += 1
+            # An entry without postings is a record only (a lottery draw, a refused
+            # redemption, a run marker): it is hash-chained like every other entry.
+            frags = []
+            new_postings = []
+            sums: dict[str, int] = {}
+            draws = moves = None
+            for idx, p in enumerate(e.postings):
+                if type(p) is not Posting and not isinstance(p, Posting):
+                    raise InvalidEntry(f"entry {key!r}: posting {idx} is not a Posting")
+                pid += 1
+                account, kind, amount, expires, lot = p.account, p.kind, p.amount, p.expires, p.lot
+                info = accounts.get(account) if type(account) is str else None
+                if info is None:
+                    info = _account_info_of(key, idx, account)
+                t, akind = info
+                kind_text = kind_json.get(kind)
+                if kind_text is None:
+                    raise InvalidEntry(f"entry {key!r}, posting {idx}: unknown point kind {kind!r}")
+                if akind is not None and akind != kind:
+                    raise InvalidEntry(
+                        f"entry {key!r}, posting {idx}: kind {kind!r} on account {account}")
+                if type(amount) is not int or amount == 0:
+                    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+                        raise InvalidEntry(
+                            f"entry {key!r}, posting {idx}: amount must be a non-zero integer,"
+                            f" not {amount!r}")
+                sums[kind] = sums.get(kind, 0) + amount
+                expires_text = None
+                if t == "m":
+                    if amount > 0:
+                        if expires is None:
+                            raise InvalidEntry(
+                                f"entry {key!r}, posting {idx}: a credit to {account} must carry"
+                                " expires (it opens a lot)")
+                        if type(expires) is not dt.date:
+                            _check_date(f"entry {key!r}, posting {idx}: expires", expires)
+                        if expires < effective:
+                            raise InvalidEntry(
+                                f"entry {key!r}, posting {idx}: lot expires {expires} before the"
+                                f" entry's effective date {effective}")
+                        if lot is not None:
+                            raise InvalidEntry(f"entry {key!r}, posting {idx}: a credit has no lot")
+                        expires_text = dates.get(expires)
+                        if expires_text is None:
+                            expires_text = dates[expires] = expires.isoformat()
+                        frags.append(
+                            f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                            f'"expires":"{expires_text}","id":{pid},"idx":{idx},'
+                            f'"kind":{kind_text},"lot":null}}')
+                    else:
+                        if lot is None or type(lot) is not int:
+                            if lot is None or not isinstance(lot, int) or isinstance(lot, bool):
+                                raise InvalidEntry(
+                                    f"entry {key!r}, posting {idx}: a debit of {account} must name"
+                                    " the lot (posting id) it draws from")
+                        if expires is not None:
+                            raise InvalidEntry(f"entry {key!r}, posting {idx}: a debit has no expires")
+                        if draws is None:
+                            draws = []
+                        draws.append((idx, pid, lot, account, kind, amount))
+                        frags.append(
+                            f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                            f'"expires":null,"id":{pid},"idx":{idx},"kind":{kind_text},"lot":{lot}}}')
+                else:
+                    if expires is not None or lot is not None:
+                        raise InvalidEntry(
+                            f"entry {key!r}, posting {idx}: only member accounts have expires/lot")
+                    if t != "s":  # a budget or a receivable: its running balance is checked
+                        if moves is None:
+                            moves = []
+                        moves.append(((account, kind), amount))
+                    frags.append(
+                        f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                        f'"expires":null,"id":{pid},"idx":{idx},"kind":{kind_text},"lot":null}}')
+                add_prow((pid, seq, idx, account, kind, amount, expires_text, lot))
+                if build:
+                    new_postings.append(Posting(account, kind, amount, expires, lot, pid))
+            for total in sums.values():
+                if total != 0:
+                    bad = {k: s for k, s in sums.items() if s != 0}
+                    detail = ", ".join(f"{k} {s:+d}" for k, s in sorted(bad.items()))
+                    raise UnbalancedEntry(f"entry {key!r} does not sum to zero per kind: {detail}")
+            events = e.events
+            try:
+                events_text = "[" + ",".join(map(jstr, events)) + "]"
+            except TypeError:
+                bad = next(ev for ev in events if not isinstance(ev, str))
+                raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {bad!r}") from None
+            recorded = e.recorded
             if recorded is None:
                 recorded = eff
-            prows = []
-            new_postings = []
-            idx = 0
-            for p in e.postings:
-                pid += 1
-                account, kind, amount, expires_d, lot_id = p.account, p.kind, p.amount, p.expires, p.lot
-                if expires_d is None:
-                    expires = None
-                else:
-                    expires = dates.get(expires_d)
-                    if expires is None:
-                        expires = dates[expires_d] = expires_d.isoformat()
-                prows.append((pid, seq, idx, account, kind, amount, expires, lot_id))
-                new_postings.append(Posting(account, kind, amount, expires_d, lot_id, pid))
-                if lot_id is not None:
-                    lot = lots.get(lot_id)
-                    if lot is None or lot[0] != account or lot[1] != kind:
-                        raise InvalidEntry(
-                            f"entry {e.key!r}: posting {idx} draws from lot {lot_id}, which is not"
-                            f" a lot of {account} ({kind})"
-                        )
-                    if not (lot[3] <= eff <= lot[2]):
-                        raise InvalidEntry(
-                            f"entry {e.key!r}: lot {lot_id} (from {lot[3]}, expires {lot[2]}) is not"
-                            f" spendable on {eff}"
-                        )
-                    lot[4] += amount
-                    if lot[4] < 0:
-                        raise InsufficientPoints(
-                            f"entry {e.key!r}: lot {lot_id} of {account} has {lot[4] - amount}"
-                            f" points left, {-amount} requested"
-                        )
-                elif expires is not None:
-                    lots[pid] = [account, kind, expires, eff, amount]
-                idx += 1
-            if touched:
-                for p in e.postings:
-                    key = (p.account, p.kind)
-                    if key in balances:
-                        balances[key] += p.amount
-                for key in touched:
-                    bal = balances[key]
-                    account = key[0]
-                    if account[0] == "c" and bal < 0:
-                        delta = sum(q.amount for q in e.postings if (q.account, q.kind) == key)
-                        raise BudgetExceeded(
-                            f"entry {e.key!r}: budget {account} has {bal - delta} {key[1]}"
-                            f" points left, the entry needs {-delta}")
-                    if account[0] == "r" and bal > 0:
-                        raise InvalidEntry(
-                            f"entry {e.key!r}: receivable {account} would be positive ({bal})")
-            campaign, rule, rules_hash, step, reverses = (
-                e.campaign, e.rule, e.rules_hash, e.step, e.reverses)
-            ekey = e.key
-            text = prev_hash + fast_canonical(
-                (seq, ekey, eff, recorded, campaign, rule, rules_hash, step, events_text, reverses,
-                 memo_text, prev_hash), prows)
-            h = sha256(text.encode()).hexdigest()
-            add_erow((seq, ekey, eff, recorded, campaign, rule, rules_hash, step,
-                      events_text, reverses, memo_text, prev_hash, h))
-            posting_rows.extend(prows)
-            entry = Entry(
-                seq, ekey, effective, recorded, campaign, rule, rules_hash, step,
-                e.events, reverses, loads(memo_text) if e.memo is not None else {},
-                prev_hash, h, tuple(new_postings))
-            written[ekey] = entry
-            add_out(entry)
+            elif type(recorded) is not str or not recorded:
+                recorded = _recorded(recorded, effective)
+            if draws is not None or moves is not None:
+                checks.append((key, eff, draws, moves))
+
+            # canonical text: the same as hashing.entry_canonical (keys in sorted order)
+            h = sha256((
+                f'{prev_hash}{{"campaign":{"null" if campaign is None else jstr(campaign)},'
+                f'"effective":"{eff}","events":{jstr(events_text)},"key":{jstr(key)},'
+                f'"memo":{jstr(memo_text)},"postings":[{",".join(frags)}],'
+                f'"prev_hash":"{prev_hash}","recorded":{jstr(recorded)},'
+                f'"reverses":{"null" if rev is None else rev},'
+                f'"rule":{"null" if rule is None else jstr(rule)},'
+                f'"rules_hash":{"null" if rules_hash is None else jstr(rules_hash)},"seq":{seq},'
+                f'"step":{"null" if step is None else jstr(step)}}}'
+            ).encode()).hexdigest()
+            add_erow((seq, key, eff, recorded, campaign, rule, rules_hash, step,
+                      events_text, rev, memo_text, prev_hash, h))
+            if build:
+                add_out(Entry(seq, key, effective, recorded, campaign, rule, rules_hash, step,
+                              events, rev, {} if memo is None else json.loads(memo_text),
+                              prev_hash, h, tuple(new_postings)))
+            else:
+                add_out(seq)
             prev_hash = h
 
+        balances = (self._check_state(checks, posting_rows, entry_rows, stored_pid)
+                    if checks else {})
         if posting_rows:
             conn.executemany(_INSERT_POSTING, posting_rows)
         if entry_rows:
             conn.executemany(_INSERT_ENTRY, entry_rows)
-        for key, bal in balances.items():
-            self._store(key, (bal, pid))
-        if len(written) == len(out):
-            return out  # type: ignore[return-value]
-        return [x if isinstance(x, Entry) else existing.get(x[0]) or written[x[0]] for x in out]
+        for pair, bal in balances.items():
+            self._store(pair, (bal, pid))
+        if len(entry_rows) == len(out):
+            return out
+        # Idempotent no-ops: the stored entry, or the one written earlier in this batch.
+        if build:
+            written = {x.key: x for x in out if type(x) is Entry}
+            return [x if type(x) is Entry else existing.get(x[0]) or written[x[0]] for x in out]
+        seqs = {row[1]: row[0] for row in entry_rows}
+        return [x if type(x) is int else
+                existing[x[0]].seq if x[0] in existing else seqs[x[0]] for x in out]
+
+    def _existing(self, keys: list[str]) -> dict[str, Entry]:
+        """The stored entries of those keys (usually none: one index probe per key)."""
+        found = [k for (k,) in self.conn.execute(
+            "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(keys),))]
+        if not found:
+            return {}
+        return {x.key: x for x in self._load("e.key IN (SELECT value FROM json_each(?))",
+                                              (json.dumps(found),))}
+
+    def _check_same(self, e: NewEntry, existing: dict[str, Entry], seen: dict[str, NewEntry]) -> None:
+        """A key already used (stored, or earlier in the batch) must carry the same content."""
+        key = e.key
+        memo_text = self._memo_text(e)
+        if key in existing:
+            same = _entry_content(existing[key]) == _new_content(e, memo_text)
+        else:
+            first = seen[key]
+            same = _new_content(first, self._memo_text(first)) == _new_content(e, memo_text)
+        if not same:
+            where = f"entry {existing[key].seq}" if key in existing else "this batch"
+            raise IdempotencyConflict(
+                f"key {key!r} is already used by {where} with different content")
+
+    def _check_state(self, checks: list[tuple], posting_rows: list[tuple], entry_rows: list[tuple],
+                     stored_pid: int) -> dict[tuple[str, str], int]:
+        """Check, in entry order, the lots drawn from (right account and kind, spendable on
+        the entry's date, never overdrawn) and the budgets and receivables moved (never
+        below / above zero). Returns the balances after the batch.
+
+        A lot opened by this batch is found by its id among the batch's posting rows
+        (ids are consecutive from stored_pid + 1); it can be drawn from only by a
+        later posting, as if the batch had been appended one entry at a time."""
+        stored_refs = sorted({d[2] for c in checks if c[2] for d in c[2] if d[2] <= stored_pid})
+        # lot id -> [account, kind, expires, lot's effective, remaining]
+        lots: dict[int, list] = {}
+        if stored_refs:
+            for lid, account, kind, expires, eff, rem in self.conn.execute(
+                "SELECT p.id, p.account, p.kind, p.expires, e.effective, " + _REMAINING +
+                " FROM postings p JOIN entries e ON e.seq = p.entry"
+                " WHERE p.id IN (SELECT value FROM json_each(?)) AND p.amount > 0",
+                (json.dumps(stored_refs),),
+            ):
+                lots[lid] = [account, kind, expires, eff, rem]
+        checked = {pair for c in checks if c[3] for pair, _amount in c[3]}
+        balances = self._cached_balances(sorted(checked)) if checked else {}
+        for key, eff, draws, moves in checks:
+            for idx, draw_pid, lot_id, account, kind, amount in draws or ():
+                lot = lots.get(lot_id)
+                if lot is None and stored_pid < lot_id < draw_pid:  # opened earlier in this batch
+                    _id, seq, _idx, l_account, l_kind, l_amount, l_expires, _lot = \
+                        posting_rows[lot_id - stored_pid - 1]
+                    if l_expires is not None:  # a member credit (only those carry expires)
+                        lot = lots[lot_id] = [l_account, l_kind, l_expires,
+                                              entry_rows[seq - entry_rows[0][0]][2], l_amount]
+                if lot is None or lot[0] != account or lot[1] != kind:
+                    raise InvalidEntry(
+                        f"entry {key!r}: posting {idx} draws from lot {lot_id}, which is not"
+                        f" a lot of {account} ({kind})")
+                if not (lot[3] <= eff <= lot[2]):
+                    raise InvalidEntry(
+                        f"entry {key!r}: lot {lot_id} (from {lot[3]}, expires {lot[2]}) is not"
+                        f" spendable on {eff}")
+                lot[4] += amount
+                if lot[4] < 0:
+                    raise InsufficientPoints(
+                        f"entry {key!r}: lot {lot_id} of {account} has {lot[4] - amount}"
+                        f" points left, {-amount} requested")
+            if moves is None:
+                continue
+            for pair, amount in moves:
+                balances[pair] += amount
+            for pair in dict.fromkeys(pair for pair, _amount in moves):
+                bal = balances[pair]
+                account = pair[0]
+                if account[0] == "c" and bal < 0:
+                    delta = sum(amount for q, amount in moves if q == pair)
+                    raise BudgetExceeded(
+                        f"entry {key!r}: budget {account} has {bal - delta} {pair[1]}"
+                        f" points left, the entry needs {-delta}")
+                if account[0] == "r" and bal > 0:
+                    raise InvalidEntry(
+                        f"entry {key!r}: receivable {account} would be positive ({bal})")
+        return balances
 
     @staticmethod
     def _memo_text(e: NewEntry) -> str:
@@ -438,105 +583,6 @@ class Journal:
             return canonical(memo)
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidEntry(f"entry {e.key!r}: memo is not JSON-serialisable: {exc}") from None
-
-    @staticmethod
-    def _validate(e: NewEntry, lot_refs: set, checked: set) -> list | None:
-        """Check one entry on its own; returns the (account, kind) pairs whose
-        running balance must be checked (budgets, receivables), or None."""
-        key = e.key
-        effective = e.effective
-        if type(effective) is not dt.date:
-            _check_date(f"entry {key!r}: effective", effective)
-        # An entry without postings is a record only (a lottery draw, a refused
-        # redemption, a run marker): it is hash-chained like every other entry.
-        for what, v in (("campaign", e.campaign), ("rule", e.rule),
-                        ("rules_hash", e.rules_hash), ("step", e.step)):
-            if v is not None and type(v) is not str and not isinstance(v, str):
-                raise InvalidEntry(f"entry {key!r}: {what} must be a string or None")
-        rev = e.reverses
-        if rev is not None and (not isinstance(rev, int) or rev <= 0):
-            raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
-        postings = e.postings
-        if not postings:
-            return None
-        sums: dict[str, int] = {}
-        touched = None
-        accounts = _ACCOUNTS
-        for idx, p in enumerate(postings):
-            if type(p) is not Posting and not isinstance(p, Posting):
-                raise InvalidEntry(f"entry {key!r}: posting {idx} is not a Posting")
-            account = p.account
-            info = accounts.get(account) if type(account) is str else None
-            if info is None:
-                try:
-                    info = account_info(account)
-                except InvalidAccount as exc:
-                    raise InvalidAccount(f"entry {key!r}, posting {idx}: {exc}") from None
-                except TypeError:  # unhashable
-                    raise InvalidAccount(f"entry {key!r}, posting {idx}: account must be a"
-                                         f" string, not {type(account).__name__}") from None
-            t, akind = info
-            kind = p.kind
-            if kind not in _KIND_NAMES:
-                raise InvalidEntry(f"entry {key!r}, posting {idx}: unknown point kind {kind!r}")
-            if akind is not None and akind != kind:
-                raise InvalidEntry(
-                    f"entry {key!r}, posting {idx}: kind {kind!r} on account {account}"
-                )
-            amount = p.amount
-            if type(amount) is not int or amount == 0:
-                if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
-                    raise InvalidEntry(
-                        f"entry {key!r}, posting {idx}: amount must be a non-zero integer,"
-                        f" not {amount!r}"
-                    )
-            sums[kind] = sums.get(kind, 0) + amount
-            if t == "m":
-                if amount > 0:
-                    expires = p.expires
-                    if expires is None:
-                        raise InvalidEntry(
-                            f"entry {key!r}, posting {idx}: a credit to {account} must carry"
-                            " expires (it opens a lot)"
-                        )
-                    if type(expires) is not dt.date:
-                        _check_date(f"entry {key!r}, posting {idx}: expires", expires)
-                    if expires < effective:
-                        raise InvalidEntry(
-                            f"entry {key!r}, posting {idx}: lot expires {expires} before the"
-                            f" entry's effective date {effective}"
-                        )
-                    if p.lot is not None:
-                        raise InvalidEntry(f"entry {key!r}, posting {idx}: a credit has no lot")
-                else:
-                    lot = p.lot
-                    if lot is None or type(lot) is not int:
-                        if lot is None or not isinstance(lot, int) or isinstance(lot, bool):
-                            raise InvalidEntry(
-                                f"entry {key!r}, posting {idx}: a debit of {account} must name"
-                                " the lot (posting id) it draws from"
-                            )
-                    if p.expires is not None:
-                        raise InvalidEntry(f"entry {key!r}, posting {idx}: a debit has no expires")
-                    lot_refs.add(lot)
-            else:
-                if p.expires is not None or p.lot is not None:
-                    raise InvalidEntry(
-                        f"entry {key!r}, posting {idx}: only member accounts have expires/lot"
-                    )
-                if t != "s":
-                    pair = (account, kind)
-                    checked.add(pair)
-                    if touched is None:
-                        touched = [pair]
-                    elif pair not in touched:
-                        touched.append(pair)
-        for s in sums.values():
-            if s != 0:
-                bad = {k: s for k, s in sums.items() if s != 0}
-                detail = ", ".join(f"{k} {s:+d}" for k, s in sorted(bad.items()))
-                raise UnbalancedEntry(f"entry {key!r} does not sum to zero per kind: {detail}")
-        return touched
 
     # ------------------------------------------------------------------ reads
 
