@@ -559,9 +559,15 @@ class Journal:
                         f" points left, {-amount} requested")
             if moves is None:
                 continue
-            for pair, amount in moves:
-                balances[pair] += amount
-            for pair in dict.fromkeys(pair for pair, _amount in moves):
+            if len(moves) == 1:  # the usual grant: one budget debited
+                pair = moves[0][0]
+                balances[pair] += moves[0][1]
+                touched: Iterable = (pair,)
+            else:
+                for pair, amount in moves:
+                    balances[pair] += amount
+                touched = dict.fromkeys(pair for pair, _amount in moves)
+            for pair in touched:
                 bal = balances[pair]
                 account = pair[0]
                 if account[0] == "c" and bal < 0:
@@ -861,15 +867,17 @@ class Journal:
                 n_entries += 1
                 n_points += sum(per_kind.values())
                 if len(batch) >= chunk:
-                    written = self.append(batch)
-                    if collect is not None:
-                        collect.extend(written)
+                    self._expire_chunk(batch, collect)
                     batch = []
             if batch:
-                written = self.append(batch)
-                if collect is not None:
-                    collect.extend(written)
+                self._expire_chunk(batch, collect)
         return n_entries, n_points
+
+    def _expire_chunk(self, batch: list[NewEntry], collect: list | None) -> None:
+        if collect is not None:
+            collect.extend(self.append(batch))
+        else:  # only counted: no Entry objects to build
+            self.append_seqs(batch)
 
     def reverse(self, entry_seq: int, amount: int, effective: dt.date, *, key: str,
                 events: Iterable[str] = (), memo: Any = None,
