@@ -1,6 +1,7 @@
 """The journal: append entries (one transaction per batch), lots, balances.
 
-`Journal.append` is the only writer. It validates a batch in Python (accounts,
+`Journal.append` (and `append_seqs`, the same without building the returned
+Entry objects) is the only writer. It validates a batch in Python (accounts,
 kinds, zero sum per kind, expires on member credits, lots on member debits,
 lots never overdrawn, budgets never below zero, receivables never positive),
 assigns seqs and posting ids, chains the hashes and writes everything with two
