@@ -18,14 +18,15 @@ Literals from the rules file reach SQL only as bound parameters. Identifiers
 from __future__ import annotations
 
 import datetime as dt
-import math
 from fractions import Fraction
 from typing import Any, Callable
 
 import attrs
 
 from dsl import ast
+from dsl import runtime
 from dsl import symbols as sym
+from dsl.runtime import SCALARS, _arith, _cmp, _round_to, to_date, whole  # noqa: F401 (re-exported)
 from dsl.tables import Table
 
 Closure = Callable[["MemberEnv"], Any]
@@ -33,91 +34,6 @@ Closure = Callable[["MemberEnv"], Any]
 
 class CompileError(Exception):
     """Raised when a checked AST still cannot be compiled (a bug, not a user error)."""
-
-
-# ---------------------------------------------------------------- runtime values
-
-def to_date(value) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def whole(value) -> Any:
-    """Fractions that are whole numbers become ints (points are integers)."""
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return int(value)
-    return value
-
-
-def _round_to(value, step, mode):
-    if value is None:
-        return None
-    if type(value) is int and type(step) is int and step > 0:  # the common case, exact
-        if mode == "floor":
-            return value // step * step
-        if mode == "ceil":
-            return -(-value // step) * step
-        if mode == "trunc":
-            q = abs(value) // step * step
-            return q if value >= 0 else -q
-    step = Fraction(step)
-    q = Fraction(value) / step
-    if mode == "floor":
-        n = math.floor(q)
-    elif mode == "ceil":
-        n = math.ceil(q)
-    elif mode == "trunc":
-        n = math.trunc(q)
-    else:  # round half away from zero: 0.5 -> 1, -0.5 -> -1
-        n = math.floor(abs(q) + Fraction(1, 2)) * (1 if q >= 0 else -1)
-    return whole(n * step)
-
-
-def _cmp(op, a, b):
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    if a is None or b is None:
-        return False
-    if isinstance(a, dt.date) != isinstance(b, dt.date):
-        a, b = to_date(a), to_date(b)
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
-
-
-def _arith(op, a, b):
-    if a is None or b is None:
-        return None
-    if type(a) is int and type(b) is int:  # integers stay integers when exact
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if b and a % b == 0:
-            return a // b
-    if op == "+":
-        return whole(a + b)
-    if op == "-":
-        return whole(a - b)
-    if op == "*":
-        return whole(a * b)
-    if b == 0:
-        return None
-    return whole(Fraction(a) / Fraction(b))
-
-
-SCALARS: dict[str, Callable] = {
-    "min": lambda *xs: min((x for x in xs if x is not None), default=None),
-    "max": lambda *xs: max((x for x in xs if x is not None), default=None),
-    "abs": lambda x: None if x is None else abs(x),
-    "floor": lambda x, step=1: _round_to(x, step, "floor"),
-    "ceil": lambda x, step=1: _round_to(x, step, "ceil"),
-    "trunc": lambda x, step=1: _round_to(x, step, "trunc"),
-    "round": lambda x, step=1: _round_to(x, step, "round"),
-}
 
 
 class MemberEnv:
@@ -188,6 +104,7 @@ class GroupPlan:
     key_slot: str
     slots: tuple[tuple[str, str], ...]  # (slot name, aggregate kind) in SELECT order after key
     body: Closure
+    stream: str = ""  # the stream the tiers are made of
 
 
 @attrs.frozen
@@ -197,6 +114,10 @@ class Plan:
     main_slots: tuple[tuple[str, str], ...]  # (slot, aggregate kind) after member
     main_scans: tuple[str, str]  # {scan} of main_sql: for everyone / for listed members
     side: tuple[SideQuery, ...]
+    # A `sum over` whose tiers the main query computes in the same pass: main_sql then
+    # groups by (member, in the tier stream, tier key) and evaluator folds the rows of a
+    # member; None when every side query runs on its own.
+    folded: SideQuery | None
     params: dict[str, Any]
     types: tuple[str, ...]
     values: dict[str, Closure]
@@ -213,6 +134,10 @@ class Plan:
 
 
 ENTRY_STREAM = "__entry__"
+# The columns of `events` an expression can name (not source, prev_hash, hash).
+EVENT_COLUMNS = "e.seq, e.id, e.type, e.member, e.at, e.day, e.time, e.weekday, e.amount, e.ref, e.body"
+# Aggregates whose per-tier partial results merge exactly into the member's result.
+FOLD_KINDS = {"sum", "count", "exists", "any", "all", "min", "max", "first", "last"}
 _DEFAULTS = {"sum": 0, "count": 0, "any": False, "all": True, "exists": False,
              "distinct_days": 0, "count_distinct": 0}
 
@@ -236,6 +161,12 @@ class Compiler:
         self.entry_stream = None
         if campaign.entry is not None:
             self._add_entry_stream(campaign.entry)
+        # Each stream's predicate is computed once per event row, as a column of the
+        # main query's inner pass; the aggregates and the id list test the column.
+        self.flag_of = {name: f"f{i}" for i, name in enumerate(self.streams)}
+        self.tier_keys: dict[str, str] = {}  # group side slot -> SQL of its tier key
+        self.tier_exprs: dict[str, dict[str, str]] = {}  # group side slot -> its aggregates' SQL
+        self.main_calls: list[tuple[ast.Call, str]] = []  # (call, kind) per main slot
 
     # --- helpers
     def param(self, value) -> str:
@@ -393,10 +324,15 @@ class Compiler:
     def scans(self, names, a: str) -> tuple[str, str]:
         """The `{scan}` clause of a query over these streams, two ways: for everyone, by
         type and date range (the (type, day) index); for listed members, by type only,
-        so that the (type, member) index serves the member list."""
-        everyone = " OR ".join(sorted({self.scan(name, a) for name in names}))
+        so that the (type, member) index serves the member list.
+
+        For everyone the matching rows are found on the index first and then read in
+        rowid order (`seq IN (...)`: SQLite sorts the rowids): read in index order, each
+        row is a random B-tree search, several times the cost once the file outgrows
+        the page cache."""
+        everyone = " OR ".join(sorted({self.scan(name, "s") for name in names}))
         types = ", ".join(self.param(t) for t in sorted({self.streams[n].event_type for n in names}))
-        return f"({everyone})", f"{a}.type IN ({types})"
+        return f"{a}.seq IN (SELECT s.seq FROM events s WHERE {everyone})", f"{a}.type IN ({types})"
 
     def visible(self, a: str) -> str:
         # `+`: visibility is never a good index bound (it keeps nearly every row); the
@@ -478,8 +414,9 @@ class Compiler:
         if key not in self._slot_of:
             slot = f"a{len(self.main_slots)}"
             _, stream, _, _ = self._agg_parts(call)
-            self.main_exprs.append(self.agg_sql(call, "e", self.match(stream.name, "e")))
+            self.main_exprs.append(self.agg_sql(call, "e", f"e.{self.flag_of[stream.name]}"))
             self.main_slots.append((slot, call.func))
+            self.main_calls.append((call, call.func))
             self._slot_of[key] = slot
         return self._slot_of[key]
 
@@ -530,8 +467,8 @@ class Compiler:
                 return lambda env: bool(left(env)) and bool(right(env))
             if node.op == "or":
                 return lambda env: bool(left(env)) or bool(right(env))
-            op = node.op
-            return lambda env: _arith(op, left(env), right(env))
+            const = node.right.value if type(node.right) is ast.Literal else runtime._NO_CONST
+            return runtime.arith(node.op, left, right, const)
         if t is ast.Conditional:
             c, a, b = self.mem(node.cond, group), self.mem(node.then, group), self.mem(node.otherwise, group)
             return lambda env: a(env) if c(env) else b(env)
@@ -541,7 +478,7 @@ class Compiler:
             if op in ("in", "not in"):
                 inside = lambda env: left(env) in (right(env) or ())  # noqa: E731
                 return inside if op == "in" else (lambda env: not inside(env))
-            return lambda env: _cmp(op, left(env), right(env))
+            return runtime.compare(op, left, right)
         if t is ast.InRange:
             v, lo, hi = self.mem(node.value, group), self.mem(node.low, group), self.mem(node.high, group)
             inc = node.inclusive_end
@@ -564,8 +501,8 @@ class Compiler:
         )
         if not is_agg:
             args = [self.mem(a, group) for a in node.args]
-            fn = SCALARS[func]
-            return lambda env: fn(*(a(env) for a in args))
+            consts = [a.value if type(a) is ast.Literal else runtime._NO_CONST for a in node.args]
+            return runtime.scalar(func, args, consts)
         if group is not None:
             return self.group_aggregate(node, group)
         if func == "date_reaching":
@@ -590,12 +527,14 @@ class Compiler:
         group = {"key": node.key, "key_slot": f"{slot}_key", "stream": stream, "slots": [], "exprs": {}}
         body = self.mem(node.body, group)
         key_sql = self.field_sql(stream, node.key, "e")
+        self.tier_keys[slot] = key_sql
+        self.tier_exprs[slot] = group["exprs"]
         cols = ", ".join(group["exprs"][s] for s, _ in group["slots"]) or "NULL"
         sql = (f"SELECT e.member, {key_sql} AS k, {cols} FROM events e "
                f"WHERE {{scan}} "
                f"AND {self.match(stream.name, 'e', with_visibility=True)} {{members}} "
                f"GROUP BY e.member, k ORDER BY e.member, k")
-        plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body)
+        plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body, stream.name)
         self.side.append(SideQuery(slot, sql, "group", plan, scans=self.scans([stream.name], "e")))
         return lambda env: env.slots.get(slot, 0)
 
@@ -627,15 +566,10 @@ class Compiler:
             pay_after = self.mem(pay.after) if isinstance(pay, ast.PayMonthAfter) else None
             awards[a.name] = AwardPlan(a.name, a.label, a.kind, amount, cond, pay, pay_after,
                                        a.expiry, a.lottery, a)
-        # The ids of the member's events that belong to any stream: the entries of an
-        # award record the events they were derived from.
-        any_stream = " OR ".join(f"({self.match(name, 'e')})" for name in self.streams)
-        select = ", ".join(["e.member"] + self.main_exprs
-                           + [f"json_group_array(e.id) FILTER (WHERE {any_stream})"])
         types = tuple(sorted({s.event_type for s in self.streams.values()}))
         main_scans = self.scans(list(self.streams), "e")
-        main_sql = (f"SELECT {select} FROM events e WHERE {{scan}} "
-                    f"AND {self.visible('e')} {{members}} GROUP BY e.member ORDER BY e.member")
+        folded = self.foldable_group()
+        main_sql = self.main_query(folded)
         match_sql = {name: self.match(name, "e") for name in self.streams}
         match_sql_undone = {name: self.match(name, "e", undone=False) for name in self.streams}
         type_params = ", ".join(self.param(t) for t in types)
@@ -643,12 +577,87 @@ class Compiler:
         undo_params = ", ".join(self.param(t) for t in undo)
         return Plan(
             campaign=self.c, main_sql=main_sql, main_slots=tuple(self.main_slots), main_scans=main_scans,
-            side=tuple(self.side), params=dict(self.params), types=types, values=values,
+            side=tuple(q for q in self.side if q is not folded), folded=folded,
+            params=dict(self.params), types=types, values=values,
             value_order=tuple(self.value_nodes), awards=awards, streams=dict(self.streams),
             match_sql=match_sql, match_sql_undone=match_sql_undone, type_params=type_params,
             undo_params=undo_params,
             undo_types=undo, tables=self.tables, entry_stream=self.entry_stream,
         )
+
+
+    # --- the main query
+    def main_query(self, folded: SideQuery | None) -> str:
+        """One pass over the events of the streams' types: an inner pass computes each
+        stream's predicate once per row (`f0`, `f1`, ... -- the undo NOT EXISTS and any
+        correlated subquery run once, not once per aggregate that tests them), the outer
+        GROUP BY member aggregates over those columns. With a folded `sum over`, a middle
+        pass adds the tier key `k` (its lookups computed once per row) and the groups are
+        (member, in the tier stream, k), one row per tier, merged per member by the
+        evaluator. `LIMIT -1` (no limit) keeps SQLite from flattening the inner passes
+        back into the aggregate, which would repeat their expressions."""
+        flags = ", ".join(f"({self.match(name, 'e')}) AS {flag}" for name, flag in self.flag_of.items())
+        inner = (f"SELECT {EVENT_COLUMNS}, {flags} FROM events e WHERE {{scan}} "
+                 f"AND {self.visible('e')} {{members}} LIMIT -1")
+        # The ids of the member's events that belong to any stream: the entries of an
+        # award record the events they were derived from.
+        any_stream = " OR ".join(f"e.{flag}" for flag in self.flag_of.values())
+        ids = f"json_group_array(e.id) FILTER (WHERE {any_stream})"
+        if folded is None:
+            select = ", ".join(["e.member"] + self.main_exprs + [ids])
+            return f"SELECT {select} FROM ({inner}) e GROUP BY e.member ORDER BY e.member"
+        tier = f"e.{self.flag_of[folded.group.stream]}"
+        middle = (f"SELECT e.*, CASE WHEN {tier} THEN {self.tier_keys[folded.slot]} END AS k "
+                  f"FROM ({inner}) e LIMIT -1")
+        tier_cols = [self.tier_exprs[folded.slot][s] for s, _ in folded.group.slots]
+        select = ", ".join([f"e.member, {tier}, e.k"] + self.main_exprs + tier_cols + [ids])
+        return (f"SELECT {select} FROM ({middle}) e GROUP BY e.member, {tier}, e.k "
+                f"ORDER BY e.member, {tier}, e.k")
+
+    def foldable_group(self) -> SideQuery | None:
+        """The first `sum over` if the main aggregates can be merged across its tier rows
+        exactly: counts, integer sums, min/max-like; not distinct counts, and not sums
+        that may be fractional (a sum of partial float sums can differ in the last bit)."""
+        group = next((q for q in self.side if q.kind == "group"), None)
+        if group is None:
+            return None
+        for call, kind in self.main_calls:
+            if kind not in FOLD_KINDS:
+                return None
+            if kind == "sum":
+                _, stream, field, _ = self._agg_parts(call)
+                if not self.is_integer_field(stream, field):
+                    return None
+        return group
+
+    def is_integer_field(self, stream: ast.Stream, name: str, seen: frozenset = frozenset()) -> bool:
+        """Whether a field is an integer on every row (conservatively)."""
+        for f in stream.fields:
+            if f.name == name:
+                return name not in seen and self.is_integer_expr(f.expr, stream, seen | {name})
+        return sym.event_fields(stream.event_type).get(name) in (sym.INT, sym.WEEKDAY)
+
+    def is_integer_expr(self, node, stream: ast.Stream, seen: frozenset) -> bool:
+        t = type(node)
+        if t is ast.Literal:
+            return type(node.value) is int
+        if t is ast.Name:
+            if node.name in self.value_nodes:
+                return False
+            return self.is_integer_field(stream, node.name, seen)
+        if t is ast.Unary:
+            return node.op == "-" and self.is_integer_expr(node.operand, stream, seen)
+        if t is ast.BinOp:
+            return (node.op in ("+", "-", "*") and self.is_integer_expr(node.left, stream, seen)
+                    and self.is_integer_expr(node.right, stream, seen))
+        if t is ast.Conditional:
+            return (self.is_integer_expr(node.then, stream, seen)
+                    and self.is_integer_expr(node.otherwise, stream, seen))
+        if t is ast.Lookup:
+            table = self.tables[node.table]
+            return (table.column_type(node.column) == "int"
+                    and self.is_integer_expr(node.default, stream, seen))
+        return False
 
 
 def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table]) -> Plan:

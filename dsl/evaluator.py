@@ -69,9 +69,77 @@ def install_tables(conn: apsw.Connection, plan: Plan) -> None:
 
 
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:
+    rows = conn.execute(_sql(plan.main_sql, member, plan.main_scans), params)
+    if plan.folded is not None:
+        yield from _folded_rows(plan, rows)
+        return
     names = [slot for slot, _ in plan.main_slots] + [EVENTS_SLOT]
-    for row in conn.execute(_sql(plan.main_sql, member, plan.main_scans), params):
+    for row in rows:
         yield row[0], dict(zip(names, row[1:]))
+
+
+def _sqlite_order(value):
+    """Sort key matching SQLite's MIN/MAX across storage classes: numbers < text < blob."""
+    if isinstance(value, (int, float)):
+        return 0, value
+    return (1, value) if isinstance(value, str) else (2, value)
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
+
+
+def _min(a, b):
+    return b if a is None else a if b is None else min(a, b, key=_sqlite_order)
+
+
+def _max(a, b):
+    return b if a is None else a if b is None else max(a, b, key=_sqlite_order)
+
+
+# How the main aggregates of two tier rows of a member merge (compiler.FOLD_KINDS).
+_MERGE = {"sum": _add, "count": _add, "exists": _add, "any": _max, "all": _min,
+          "min": _min, "first": _min, "max": _max, "last": _max}
+
+
+def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
+    """Rows (member, in tier stream, tier key, main partials..., tier aggregates..., ids)
+    grouped by member: the partials merged, the `sum over` body summed over the tiers
+    (as its own side query would, in the same key order), the id lists joined."""
+    side = plan.folded
+    group = side.group
+    names = [slot for slot, _ in plan.main_slots]
+    merge = [_MERGE[kind] for _, kind in plan.main_slots]
+    n = len(names)
+    tier_names = [slot for slot, _ in group.slots]
+    body, key_slot = group.body, group.key_slot
+    env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
+    current, acc, ids, total, tiers = None, [], [], 0, False
+
+    def member_slots() -> dict:
+        slots = dict(zip(names, acc))
+        # Each part is a JSON array (`[]` when none of its rows is in a stream).
+        slots[EVENTS_SLOT] = ids[0] if len(ids) == 1 else "[" + ",".join(t[1:-1] for t in ids if len(t) > 2) + "]"
+        if tiers:  # a member without tier rows has no value here, as with a side query
+            slots[side.slot] = total
+        return slots
+
+    for row in rows:
+        m = row[0]
+        if m != current:
+            if current is not None:
+                yield current, member_slots()
+            current, acc, ids, total, tiers = m, list(row[3:3 + n]), [row[-1]], 0, False
+        else:
+            acc = [f(a, b) for f, a, b in zip(merge, acc, row[3:3 + n])]
+            ids.append(row[-1])
+        if row[1]:
+            tier = dict(zip(tier_names, row[3 + n:-1]))
+            tier[key_slot] = row[2]
+            env.member, env.slots = m, tier
+            total, tiers = total + (body(env) or 0), True
+    if current is not None:
+        yield current, member_slots()
 
 
 def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, dict]]:
