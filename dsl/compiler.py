@@ -166,7 +166,6 @@ class Compiler:
         self.flag_of = {name: f"f{i}" for i, name in enumerate(self.streams)}
         self.tier_keys: dict[str, str] = {}  # group side slot -> SQL of its tier key
         self.tier_exprs: dict[str, dict[str, str]] = {}  # group side slot -> its aggregates' SQL
-        self.main_calls: list[tuple[ast.Call, str]] = []  # (call, kind) per main slot
 
     # --- helpers
     def param(self, value) -> str:
@@ -416,7 +415,6 @@ class Compiler:
             _, stream, _, _ = self._agg_parts(call)
             self.main_exprs.append(self.agg_sql(call, "e", f"e.{self.flag_of[stream.name]}"))
             self.main_slots.append((slot, call.func))
-            self.main_calls.append((call, call.func))
             self._slot_of[key] = slot
         return self._slot_of[key]
 
@@ -615,49 +613,14 @@ class Compiler:
                 f"ORDER BY e.member, {tier}, e.k")
 
     def foldable_group(self) -> SideQuery | None:
-        """The first `sum over` if the main aggregates can be merged across its tier rows
-        exactly: counts, integer sums, min/max-like; not distinct counts, and not sums
-        that may be fractional (a sum of partial float sums can differ in the last bit)."""
+        """The first `sum over`, if every main aggregate merges exactly across its tier
+        rows: counts, sums, min/max-like; not distinct counts. Sums merge exactly because
+        every per-event value is a whole number (the checker refuses `/` and percentages
+        in a stream, and `sum` of anything but a number), so partial sums are integers."""
         group = next((q for q in self.side if q.kind == "group"), None)
-        if group is None:
+        if group is None or any(kind not in FOLD_KINDS for _, kind in self.main_slots):
             return None
-        for call, kind in self.main_calls:
-            if kind not in FOLD_KINDS:
-                return None
-            if kind == "sum":
-                _, stream, field, _ = self._agg_parts(call)
-                if not self.is_integer_field(stream, field):
-                    return None
         return group
-
-    def is_integer_field(self, stream: ast.Stream, name: str, seen: frozenset = frozenset()) -> bool:
-        """Whether a field is an integer on every row (conservatively)."""
-        for f in stream.fields:
-            if f.name == name:
-                return name not in seen and self.is_integer_expr(f.expr, stream, seen | {name})
-        return sym.event_fields(stream.event_type).get(name) in (sym.INT, sym.WEEKDAY)
-
-    def is_integer_expr(self, node, stream: ast.Stream, seen: frozenset) -> bool:
-        t = type(node)
-        if t is ast.Literal:
-            return type(node.value) is int
-        if t is ast.Name:
-            if node.name in self.value_nodes:
-                return False
-            return self.is_integer_field(stream, node.name, seen)
-        if t is ast.Unary:
-            return node.op == "-" and self.is_integer_expr(node.operand, stream, seen)
-        if t is ast.BinOp:
-            return (node.op in ("+", "-", "*") and self.is_integer_expr(node.left, stream, seen)
-                    and self.is_integer_expr(node.right, stream, seen))
-        if t is ast.Conditional:
-            return (self.is_integer_expr(node.then, stream, seen)
-                    and self.is_integer_expr(node.otherwise, stream, seen))
-        if t is ast.Lookup:
-            table = self.tables[node.table]
-            return (table.column_type(node.column) == "int"
-                    and self.is_integer_expr(node.default, stream, seen))
-        return False
 
 
 def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table]) -> Plan:

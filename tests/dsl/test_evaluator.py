@@ -1,0 +1,141 @@
+"""The evaluator's folded main query: a `sum over` computed in the same pass as the
+member's other aggregates must give every member exactly what the separate tier
+query gives (the plan compiled with folding turned off is the reference)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import shutil
+
+import pytest
+
+from dsl.calendar import periods_of
+from dsl.compiler import Compiler
+from dsl.evaluator import evaluate, source_events
+from dsl.loader import load_rules
+from ledger import db, events
+from tests.support import RULES
+
+FOLD_RULES = '''
+campaign fold "every aggregate beside a sum over"
+  every month from day 16 to day 15
+  pay on day 26 after period end
+  table jwest_merchants from "data/jwest_merchants.csv"
+
+  stream purchase = card_payment
+    where date in period
+    field rate = (lookup standard in jwest_merchants where merchant == merchant else 1)
+    field cheap = amount < 5000
+    undone by cancel, refund
+  stream cashback = card_cashback where date in period undone by cancel
+
+  value total = sum(purchase.amount) + sum(cashback.amount)
+  value n = count(purchase where amount < 0)
+  value big = any(purchase where amount >= 5000)
+  value small = all(purchase.cheap)
+  value lowest = min(purchase.amount)
+  value highest = max(purchase.rate)
+  value first_day = first(purchase.date)
+  value last_day = last(purchase.at)
+  value backs = exists(cashback)
+  value bonus = sum over purchase by rate: (trunc(sum(amount), 1_000) / 1_000 * (rate - 1))
+
+  award monthly "m" = max(total / 1_000 + bonus + n, 0) basic
+    when total > 0 and (big or small or backs) and lowest != 0 and highest >= 1
+    expires 12 months after payment
+'''
+
+
+class NoFold(Compiler):
+    """The same campaign with the `sum over` as its own side query."""
+
+    def foldable_group(self):
+        return None
+
+
+def rules_with(tmp_path, text: str):
+    folder = tmp_path / "rules"
+    shutil.copytree(RULES / "data", folder / "data")
+    (folder / "c.rules").write_text(text, encoding="utf-8")
+    return load_rules(folder)
+
+
+def card_events(seed: int, n: int = 700, members: int = 30) -> list[dict]:
+    """Payments at listed and unlisted merchants over two cycles and a bit, returns,
+    cash-backs, and refunds/cancels naming earlier payments or cash-backs."""
+    rng = random.Random(seed)
+    merchants = ["other", "kitte_osaka", "mobile_icoca", "daimaru_umeda_food", "shop1", "shop2"]
+    out, undoable = [], []
+    start = dt.date(2025, 6, 10)
+    for i in range(n):
+        member = f"M{rng.randrange(members):03d}"
+        at = f"{start + dt.timedelta(days=rng.randrange(70))}T{rng.randrange(24):02d}:00:00"
+        r = rng.random()
+        if r < 0.05 and undoable:
+            ref, who = undoable[rng.randrange(len(undoable))]
+            out.append({"id": f"E{i}", "type": rng.choice(["cancel", "refund"]), "member": who,
+                        "at": "2025-09-01T00:00:00", "ref": ref})
+            continue
+        if r < 0.15:
+            out.append({"id": f"E{i}", "type": "card_cashback", "member": member, "at": at,
+                        "amount": -rng.randrange(1, 3000)})
+        else:
+            amount = rng.randrange(-4000, 12000) or 1
+            out.append({"id": f"E{i}", "type": "card_payment", "member": member, "at": at,
+                        "amount": amount, "merchant": rng.choice(merchants),
+                        "card": rng.choice(["standard", "osc"])})
+        undoable.append((f"E{i}", member))
+    return out
+
+
+def everything(conn, plan, period, asof, wm, member=None):
+    return [(env.member, dict(env.slots, __events__=source_events(env)), env.values(),
+             {name: a.when(env) for name, a in plan.awards.items()})
+            for env in evaluate(conn, plan, period, asof, wm, member=member)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_folded_main_query_equals_the_separate_tier_query(tmp_path, seed):
+    rules = rules_with(tmp_path, FOLD_RULES)
+    lc = rules.campaign("fold")
+    folded = lc.plan
+    assert folded.folded is not None and not folded.side
+    separate = NoFold(folded.campaign, folded.tables).compile()
+    assert separate.folded is None and len(separate.side) == 1
+    conn = db.connect(tmp_path / "p.db")
+    report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(seed), 1)])
+    assert not report.errors, report.errors
+    wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    periods = periods_of(conn, folded, dt.date(2025, 9, 30), wm)
+    assert len(periods) >= 3
+    for asof in (dt.date(2025, 8, 26), dt.date(2025, 9, 30)):
+        for period in periods:
+            got = everything(conn, folded, period, asof, wm)
+            assert got == everything(conn, separate, period, asof, wm)
+            assert any(values["bonus"] for _, _, values, _ in got)  # tiers did count
+            some = sorted({m for m, *_ in got})[::3]
+            assert everything(conn, folded, period, asof, wm, member=some) == \
+                everything(conn, separate, period, asof, wm, member=some)
+            assert everything(conn, folded, period, asof, wm, member=some[0]) == \
+                everything(conn, separate, period, asof, wm, member=some[0])
+
+
+@pytest.mark.parametrize("value, folds", [
+    ("sum(purchase.amount)", True),
+    ("count_distinct(purchase.merchant)", False),  # distinct counts do not add up across tiers
+    ("distinct_days(purchase)", False),
+    ("sum(purchase.double)", True),  # whole numbers per event: partial sums add up exactly
+])
+def test_only_aggregates_that_merge_exactly_are_folded(tmp_path, value, folds):
+    text = FOLD_RULES.replace("    undone by cancel, refund\n",
+                              "    field double = amount * 2 - rate\n    undone by cancel, refund\n", 1)
+    text = text.replace("value n = count(purchase where amount < 0)", f"value n = {value}")
+    plan = rules_with(tmp_path, text).campaign("fold").plan
+    assert (plan.folded is not None) is folds
+
+
+def test_the_card_program_is_folded():
+    from tests.support import real_rules
+    plan = real_rules().campaign("jwest-card").plan
+    assert plan.folded is not None and not plan.side
