@@ -68,8 +68,29 @@ def install_tables(conn: apsw.Connection, plan: Plan) -> None:
         tables_mod.install(conn, table)
 
 
+# SQLite sizes a sorter's in-memory runs by the page cache (`cache_size`). With the 64 MiB
+# cache the journal sets, a GROUP BY over a million rows sorts one huge list (measured at
+# 1M card events: 2.6 s CPU against 1.85 s with 2 MiB runs merged); queries over everyone
+# start with this much instead. The sorter reads the size when the statement starts, so
+# the cache is given back as soon as the first row is there.
+SORT_CACHE_KIB = 2000
+
+
+def _execute(conn, sql: str, params, member):
+    if member is not None:  # a member or a list: a small sort; keep the cache as it is
+        return conn.execute(sql, params)
+    (cache,) = conn.execute("PRAGMA cache_size").fetchone()
+    if 0 <= cache or -cache <= SORT_CACHE_KIB:
+        return conn.execute(sql, params)
+    conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
+    try:
+        return conn.execute(sql, params)
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(cache)}")
+
+
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:
-    rows = conn.execute(_sql(plan.main_sql, member, plan.main_scans), params)
+    rows = _execute(conn, _sql(plan.main_sql, member, plan.main_scans), params, member)
     if plan.folded is not None:
         yield from _folded_rows(plan, rows)
         return
@@ -144,7 +165,7 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
 
 def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, dict]]:
     if side.kind == "reaching":
-        for m, day in conn.execute(_sql(side.sql, member, side.scans), params):
+        for m, day in _execute(conn, _sql(side.sql, member, side.scans), params, member):
             yield m, {side.slot: day}
         return
     group = side.group
@@ -152,7 +173,7 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
     current, total = None, 0
     env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
     body, key_slot = group.body, group.key_slot
-    for row in conn.execute(_sql(side.sql, member, side.scans), params):
+    for row in _execute(conn, _sql(side.sql, member, side.scans), params, member):
         m = row[0]
         if m != current:
             if current is not None:
