@@ -17,6 +17,7 @@ Literals from the rules file reach SQL only as bound parameters. Identifiers
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from fractions import Fraction
 from typing import Any, Callable
@@ -166,6 +167,10 @@ class Compiler:
         self.flag_of = {name: f"f{i}" for i, name in enumerate(self.streams)}
         self.tier_keys: dict[str, str] = {}  # group side slot -> SQL of its tier key
         self.tier_exprs: dict[str, dict[str, str]] = {}  # group side slot -> its aggregates' SQL
+        self.where: str | None = None  # see in_pass
+        self.joins: dict[tuple[str, str, str], str] = {}  # (table, key column, value SQL) -> alias
+        self.join_clauses: list[str] = []
+        self.join_columns: dict[str, str] = {}  # column of the inner pass -> joined column
 
     # --- helpers
     def param(self, value) -> str:
@@ -283,6 +288,9 @@ class Compiler:
 
     def lookup_sql(self, node: ast.Lookup, stream, a) -> str:
         table = self.tables[node.table]
+        joined = self.lookup_join(node, stream, a)
+        if joined is not None:
+            return f"COALESCE({joined}, {self.ev(node.default, stream, a)})"
         conds = " AND ".join(
             f"{table.column(c.column)} {'=' if c.op == '==' else c.op} {self.ev(c.value, stream, a)}"
             for c in node.conds
@@ -290,6 +298,42 @@ class Compiler:
         default = self.ev(node.default, stream, a)
         return (f"COALESCE((SELECT {table.column(node.column)} FROM {table.sql_name} "
                 f"WHERE {conds} LIMIT 1), {default})")
+
+    # --- lookups joined once per row in the main query
+    @contextlib.contextmanager
+    def in_pass(self, where: str | None):
+        """SQL generated inside the block is for the main query's inner pass ("inner": the
+        row is `events e` with the lookup joins beside it) or for a pass over its rows
+        ("outer": the joined values are columns of `e`)."""
+        before, self.where = self.where, where
+        try:
+            yield
+        finally:
+            self.where = before
+
+    def lookup_join(self, node: ast.Lookup, stream, a: str) -> str | None:
+        """A lookup by the table's unique key in the main query becomes one LEFT JOIN of
+        the row (every lookup of the same key shares it) instead of a correlated subquery
+        per use: the card program looks up three columns of the merchant's row. Same
+        value: at most one row matches, and COALESCE gives the default when none does
+        or its column is empty, as for the subquery. None: not joinable here."""
+        if self.where is None or a != "e" or len(node.conds) != 1 or node.conds[0].op != "==":
+            return None
+        table, cond = self.tables[node.table], node.conds[0]
+        if not unique_column(table, cond.column):
+            return None
+        with self.in_pass("inner"):
+            value = self.ev(cond.value, stream, "e")
+        alias = self.joins.get((node.table, cond.column, value))
+        if alias is None:
+            alias = self.joins[(node.table, cond.column, value)] = f"j{len(self.joins)}"
+            self.join_clauses.append(f"LEFT JOIN {table.sql_name} {alias} "
+                                     f"ON {alias}.{table.column(cond.column)} = {value}")
+        if self.where == "inner":
+            return f"{alias}.{table.column(node.column)}"
+        name = f'"{alias}_{node.column}"'
+        self.join_columns[name] = f"{alias}.{table.column(node.column)}"
+        return f"e.{name}"
 
     def date_bound(self, name: str, a: str) -> str | None:
         """`a.day` bounds implied by a top-level `date in ...` of the stream's filter, as
@@ -413,7 +457,8 @@ class Compiler:
         if key not in self._slot_of:
             slot = f"a{len(self.main_slots)}"
             _, stream, _, _ = self._agg_parts(call)
-            self.main_exprs.append(self.agg_sql(call, "e", f"e.{self.flag_of[stream.name]}"))
+            with self.in_pass("outer"):
+                self.main_exprs.append(self.agg_sql(call, "e", f"e.{self.flag_of[stream.name]}"))
             self.main_slots.append((slot, call.func))
             self._slot_of[key] = slot
         return self._slot_of[key]
@@ -522,11 +567,13 @@ class Compiler:
     def group_sum(self, node: ast.GroupSum) -> Closure:
         stream = self.streams[node.stream]
         slot = f"g{len(self.side)}"
-        group = {"key": node.key, "key_slot": f"{slot}_key", "stream": stream, "slots": [], "exprs": {}}
+        group = {"key": node.key, "key_slot": f"{slot}_key", "stream": stream, "slots": [], "exprs": {},
+                 "folded": {}}
         body = self.mem(node.body, group)
         key_sql = self.field_sql(stream, node.key, "e")
-        self.tier_keys[slot] = key_sql
-        self.tier_exprs[slot] = group["exprs"]
+        with self.in_pass("outer"):  # the same, over the rows of the main query's inner pass
+            self.tier_keys[slot] = self.field_sql(stream, node.key, "e")
+        self.tier_exprs[slot] = group["folded"]
         cols = ", ".join(group["exprs"][s] for s, _ in group["slots"]) or "NULL"
         sql = (f"SELECT e.member, {key_sql} AS k, {cols} FROM events e "
                f"WHERE {{scan}} "
@@ -545,6 +592,8 @@ class Compiler:
             call = ast.Call(node.func, (ast.Dotted(stream.name, arg.name, arg.span),), node.span)
         slot = f"{group['key_slot']}_{len(group['slots'])}"
         group["exprs"][slot] = self.agg_sql(call, "e", "1")
+        with self.in_pass("outer"):
+            group["folded"][slot] = self.agg_sql(call, "e", "1")
         group["slots"].append((slot, node.func))
         default = _DEFAULTS.get(node.func)
         return lambda env: default if (v := env.slots.get(slot)) is None else v
@@ -594,8 +643,11 @@ class Compiler:
         (member, in the tier stream, k), one row per tier, merged per member by the
         evaluator. `LIMIT -1` (no limit) keeps SQLite from flattening the inner passes
         back into the aggregate, which would repeat their expressions."""
-        flags = ", ".join(f"({self.match(name, 'e')}) AS {flag}" for name, flag in self.flag_of.items())
-        inner = (f"SELECT {EVENT_COLUMNS}, {flags} FROM events e WHERE {{scan}} "
+        with self.in_pass("inner"):
+            flags = [f"({self.match(name, 'e')}) AS {flag}" for name, flag in self.flag_of.items()]
+        joined = [f"{col} AS {name}" for name, col in self.join_columns.items()]
+        inner = (f"SELECT {', '.join([EVENT_COLUMNS] + joined + flags)} FROM events e "
+                 f"{' '.join(self.join_clauses)} WHERE {{scan}} "
                  f"AND {self.visible('e')} {{members}} LIMIT -1")
         # The ids of the member's events that belong to any stream: the entries of an
         # award record the events they were derived from.
@@ -621,6 +673,15 @@ class Compiler:
         if group is None or any(kind not in FOLD_KINDS for _, kind in self.main_slots):
             return None
         return group
+
+
+def unique_column(table: Table, column: str) -> bool:
+    """Whether no two rows of the table share a value in this column."""
+    if column not in table.columns:
+        return False
+    i = table.columns.index(column)
+    values = [row[i] for row in table.rows if row[i] is not None]
+    return len(values) == len(set(values))
 
 
 def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table]) -> Plan:

@@ -152,12 +152,13 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
                 yield current, member_slots()
             current, acc, ids, total, tiers = m, list(row[3:3 + n]), [row[-1]], 0, False
         else:
-            acc = [f(a, b) for f, a, b in zip(merge, acc, row[3:3 + n])]
+            if n:
+                acc = [f(a, b) for f, a, b in zip(merge, acc, row[3:3 + n])]
             ids.append(row[-1])
         if row[1]:
-            tier = dict(zip(tier_names, row[3 + n:-1]))
+            env.slots = tier = dict(zip(tier_names, row[3 + n:-1]))
             tier[key_slot] = row[2]
-            env.member, env.slots = m, tier
+            env.member = m
             total, tiers = total + (body(env) or 0), True
     if current is not None:
         yield current, member_slots()
@@ -195,6 +196,10 @@ def evaluate(conn: apsw.Connection, plan: Plan, period: Period, asof: dt.date, w
     params = query_params(plan, period, asof, wm, member)
     sources = [_main_rows(conn, plan, params, member)]
     sources += [_side_rows(conn, plan, side, params, member) for side in plan.side]
+    if len(sources) == 1:  # nothing to merge (a folded `sum over`, or no side query)
+        for m, slots in sources[0]:
+            yield MemberEnv(plan, m, slots, period)
+        return
     merged = heapq.merge(*[((m, i, slots) for m, slots in src) for i, src in enumerate(sources)],
                          key=lambda t: (t[0], t[1]))
     current, slots = None, {}

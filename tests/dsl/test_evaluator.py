@@ -1,6 +1,7 @@
-"""The evaluator's folded main query: a `sum over` computed in the same pass as the
-member's other aggregates must give every member exactly what the separate tier
-query gives (the plan compiled with folding turned off is the reference)."""
+"""The evaluator's main query: a `sum over` folded into the same pass as the member's
+other aggregates, and lookups by a unique key joined once per row, must give every
+member exactly what the separate tier query with correlated lookups gives (the plan
+compiled with both turned off is the reference)."""
 
 from __future__ import annotations
 
@@ -48,9 +49,13 @@ campaign fold "every aggregate beside a sum over"
 
 
 class NoFold(Compiler):
-    """The same campaign with the `sum over` as its own side query."""
+    """The same campaign with the `sum over` as its own side query and every lookup a
+    correlated subquery."""
 
     def foldable_group(self):
+        return None
+
+    def lookup_join(self, node, stream, a):
         return None
 
 
@@ -103,6 +108,7 @@ def test_folded_main_query_equals_the_separate_tier_query(tmp_path, seed):
     assert folded.folded is not None and not folded.side
     separate = NoFold(folded.campaign, folded.tables).compile()
     assert separate.folded is None and len(separate.side) == 1
+    assert "LEFT JOIN" in folded.main_sql and "LEFT JOIN" not in separate.main_sql
     conn = db.connect(tmp_path / "p.db")
     report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(seed), 1)])
     assert not report.errors, report.errors
@@ -139,3 +145,29 @@ def test_the_card_program_is_folded():
     from tests.support import real_rules
     plan = real_rules().campaign("jwest-card").plan
     assert plan.folded is not None and not plan.side
+
+
+def test_a_lookup_by_a_key_that_is_not_unique_stays_a_subquery(tmp_path):
+    """Two rows share a key: the lookup takes the first one (as the subquery's LIMIT 1
+    does); a join would count the event twice."""
+    text = FOLD_RULES.replace(
+        '  table jwest_merchants from "data/jwest_merchants.csv"\n',
+        '  table jwest_merchants from "data/jwest_merchants.csv"\n  table dup from "data/dup.csv"\n').replace(
+        "    field cheap = amount < 5000\n",
+        "    field cheap = amount < 5000\n    field extra = (lookup n in dup where merchant == merchant else 0)\n").replace(
+        "value n = count(purchase where amount < 0)", "value n = sum(purchase.extra)")
+    folder = tmp_path / "rules"
+    shutil.copytree(RULES / "data", folder / "data")
+    (folder / "data" / "dup.csv").write_text("merchant,n\nother,1\nshop1,2\nother,5\n", encoding="utf-8")
+    (folder / "c.rules").write_text(text, encoding="utf-8")
+    plan = load_rules(folder).campaign("fold").plan
+    assert plan.main_sql.count("LEFT JOIN") == 1  # jwest_merchants only
+    conn = db.connect(tmp_path / "p.db")
+    report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(4), 1)])
+    assert not report.errors, report.errors
+    wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    separate = NoFold(plan.campaign, plan.tables).compile()
+    for period in periods_of(conn, plan, dt.date(2025, 9, 30), wm):
+        got = everything(conn, plan, period, dt.date(2025, 9, 30), wm)
+        assert got == everything(conn, separate, period, dt.date(2025, 9, 30), wm)
+        assert any(slots.get("a2") for _, slots, _, _ in got)
