@@ -171,3 +171,22 @@ def test_a_lookup_by_a_key_that_is_not_unique_stays_a_subquery(tmp_path):
         got = everything(conn, plan, period, dt.date(2025, 9, 30), wm)
         assert got == everything(conn, separate, period, dt.date(2025, 9, 30), wm)
         assert any(slots.get("a2") for _, slots, _, _ in got)
+
+
+def test_periods_are_those_of_every_visible_event_day(tmp_path):
+    """periods_of jumps from day to day on the (type, day) index: it must find the same
+    days as reading every event, with the watermark and the date cut-off applied."""
+    plan = rules_with(tmp_path, FOLD_RULES).campaign("fold").plan
+    conn = db.connect(tmp_path / "p.db")
+    events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(5), 1)])
+    top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    for wm in (0, 1, 17, top // 2, top):
+        for until in (dt.date(2025, 6, 15), dt.date(2025, 6, 16), dt.date(2025, 7, 20), dt.date(2025, 12, 31)):
+            days = {dt.date.fromisoformat(d) for (d,) in conn.execute(
+                "SELECT day FROM events WHERE type IN ('card_payment', 'card_cashback') AND day <= ? AND seq <= ?",
+                (until.isoformat(), wm))}
+            want = sorted({(d.year, d.month) if d.day <= 15 else ((d.replace(day=1) + dt.timedelta(days=31)).year,
+                                                                   (d.replace(day=1) + dt.timedelta(days=31)).month)
+                           for d in days})
+            got = [(p.end.year, p.end.month) for p in periods_of(conn, plan, until, wm)]
+            assert got == want
