@@ -5,11 +5,14 @@ A checked campaign compiles to a `Plan`:
   not undone by a cancel/refund/stopover, visible at the evaluation date);
 - every aggregate (`sum(booking.amount)`, `count(pay where amount >= 500)`, ...)
   becomes one column of a single GROUP BY member query, so filtering and
-  aggregation run inside SQLite, streaming one row per member;
+  aggregation run inside SQLite, streaming one row per member; its inner pass
+  computes each stream predicate once per event and joins lookups by a unique
+  key once per event (see `main_query`);
 - aggregates that need their own pass (running sums, tiers) get their own query,
-  also ordered by member, merged with the main one;
+  also ordered by member, merged with the main one -- except the first `sum over`,
+  which the main query computes in the same pass when it can (`foldable_group`);
 - per-member values and award conditions/amounts become Python closures over the
-  aggregated row.
+  aggregated row (`dsl.runtime`).
 
 Literals from the rules file reach SQL only as bound parameters. Identifiers
 (field and table names) are checked against the schema and quoted.
