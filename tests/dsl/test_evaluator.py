@@ -190,3 +190,28 @@ def test_periods_are_those_of_every_visible_event_day(tmp_path):
                            for d in days})
             got = [(p.end.year, p.end.month) for p in periods_of(conn, plan, until, wm)]
             assert got == want
+
+
+def test_reading_by_index_or_the_whole_table_gives_the_same_members(tmp_path, monkeypatch):
+    """For everyone, the evaluator reads the period's rows through the (type, day) index or
+    in one pass over the table, whichever reads less; both must give the same result."""
+    import dsl.evaluator as ev
+
+    rules = rules_with(tmp_path, FOLD_RULES)
+    plan = rules.campaign("fold").plan
+    separate = NoFold(plan.campaign, plan.tables).compile()
+    conn = db.connect(tmp_path / "p.db")
+    events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(6), 1)])
+    wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    asof = dt.date(2025, 9, 30)
+    results = {}
+    for share, way in ((0, "by_index"), (10**9, "by_table")):
+        monkeypatch.setattr(ev, "WHOLE_TABLE_SHARE", share)
+        seen = []
+        monkeypatch.setattr(ev, "_sql", lambda t, m, scan, _sql=ev._sql: seen.append(scan) or _sql(t, m, scan))
+        results[way] = [everything(conn, p, period, asof, wm)
+                        for period in periods_of(conn, plan, asof, wm) for p in (plan, separate)]
+        ways = {getattr(scans, way) for scans in (plan.main_scans, separate.main_scans, separate.side[0].scans)}
+        assert seen and set(seen) <= ways
+    assert results["by_index"] == results["by_table"]
+    assert results["by_index"][0::2] == results["by_index"][1::2]  # folded == separate, period by period
