@@ -26,7 +26,17 @@ EVENTS_SLOT = "__events__"  # JSON list of the member's event ids that belong to
 def source_events(env: MemberEnv) -> tuple[str, ...]:
     """The ids of the events an award of this member was derived from."""
     text = env.slots.get(EVENTS_SLOT)
-    return tuple(sorted(json.loads(text))) if text else ()
+    return tuple(sorted(id_list(text))) if text else ()
+
+
+def id_list(text: str) -> list[str]:
+    """The strings of a JSON array of strings as SQLite's json_group_array writes it
+    (`["a","b"]`, no spaces). Without a backslash there is no escape in it -- a quote
+    inside an id would be `\\"` -- so splitting on `","` is exact and 4x cheaper than
+    json.loads (one grant per member of a card cycle)."""
+    if "\\" in text or not text.startswith('["'):
+        return json.loads(text)
+    return text[2:-2].split('","')
 
 
 def window_of(plan: Plan) -> tuple[dt.date | None, dt.date | None]:

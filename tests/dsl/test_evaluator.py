@@ -6,14 +6,18 @@ compiled with both turned off is the reference)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import shutil
 
+import apsw
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dsl.calendar import periods_of
 from dsl.compiler import Compiler
-from dsl.evaluator import evaluate, source_events
+from dsl.evaluator import evaluate, id_list, source_events
 from dsl.loader import load_rules
 from ledger import db, events
 from tests.support import RULES
@@ -215,3 +219,14 @@ def test_reading_by_index_or_the_whole_table_gives_the_same_members(tmp_path, mo
         assert seen and set(seen) <= ways
     assert results["by_index"] == results["by_table"]
     assert results["by_index"][0::2] == results["by_index"][1::2]  # folded == separate, period by period
+
+
+@given(st.lists(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=8), max_size=6))
+def test_id_lists_read_as_json_does(ids):
+    """source_events splits SQLite's json_group_array text itself when nothing is escaped:
+    the same strings as json.loads, whatever characters the ids hold."""
+    conn = apsw.Connection(":memory:")
+    conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, id TEXT)")
+    conn.executemany("INSERT INTO t (id) VALUES (?)", [(i,) for i in ids])
+    (text,) = conn.execute("SELECT json_group_array(id) FROM (SELECT id FROM t ORDER BY n)").fetchone()
+    assert id_list(text) == json.loads(text) == ids
