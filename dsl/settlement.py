@@ -8,12 +8,15 @@ one batch inside the checkpoint's transaction (see `dsl.workflow.Runner`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
 import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable
 
+from dsl import ast
 from dsl.calendar import expiry_date, member_pay_date, period_pay_date
 from dsl.compiler import AwardPlan, MemberEnv, whole
 from dsl.errors import RunError
@@ -83,6 +86,17 @@ class PeriodState:
         del self.future[:n]
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class Checkpointer:
     """Recomputes one campaign period at one date and posts the differences."""
 
@@ -124,8 +138,20 @@ class Checkpointer:
         self.batch, self.pending = [], []
 
     def run(self) -> None:
+        # The cyclic GC would walk the growing batch (an entry, postings and a memo per
+        # grant, none of them in a cycle) again and again: ~1 s CPU of a 1M-event card
+        # cycle. Journal.append pauses it the same way while it writes the batch.
+        with _gc_paused():
+            self._run()
+
+    def _run(self) -> None:
         cp = self.cp
         members = cp.members
+        # Dates that do not depend on the member, computed once per checkpoint (a card
+        # cycle grants to every member with the same payment and expiry dates).
+        self.fixed_pay = {a.name: period_pay_date(a.pay, self.plan, cp.period)
+                          for a in self.plan.awards.values() if not isinstance(a.pay, ast.PayMonthAfter)}
+        self.expiries: dict[tuple[str, dt.date], dt.date] = {}
         envs: Iterable[MemberEnv]
         envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
                         member=None if members is None else list(members))
@@ -168,7 +194,10 @@ class Checkpointer:
         key = (award.name, env.member)
         paid = self.paid.get(key, 0)
         if pay_date is None:
-            pay_date = member_pay_date(award, self.plan, self.cp.period, env)
+            if award.name in self.fixed_pay:
+                pay_date = self.fixed_pay[award.name]
+            else:
+                pay_date = member_pay_date(award, self.plan, self.cp.period, env)
         due = pay_date is not None and pay_date <= self.cp.day
         if not due and not paid and not self.grants.get(key):
             return
@@ -205,7 +234,9 @@ class Checkpointer:
             postings.append(Posting(receivable_account(member, award.kind), award.kind, payoff))
             self.owed[(member, award.kind)] = owed - payoff
         if amount > payoff:
-            expires = expiry_date(award, pay_date)
+            expires = self.expiries.get((award.name, pay_date))
+            if expires is None:
+                expires = self.expiries[(award.name, pay_date)] = expiry_date(award, pay_date)
             if self.r.expired_upto is not None and expires <= self.r.expired_upto:
                 self.r.stale_lots = True  # a late grant of a lot already past its expiry
             postings.append(Posting(member_account(member, award.kind), award.kind, amount - payoff,
