@@ -441,9 +441,15 @@ class Compiler:
         """The SQL aggregate expression for `call` over rows matching cond_sql."""
         kind, stream, field, extra = self._agg_parts(call)
         cond = cond_sql
+        fsql = self.field_sql(stream, field, a) if field else None
+        if kind == "all":
+            # all(s where c): every event of s satisfies c -- the test is the value
+            # aggregated, not a filter (filtered, only the events passing c would
+            # be looked at, and the answer would always be true).
+            test = fsql if extra is None else self.ev(extra, stream, a)
+            return f"MIN(CASE WHEN {cond} THEN COALESCE({test}, 0) END)" if test else f"MIN(CASE WHEN {cond} THEN 1 END)"
         if extra is not None:
             cond = f"{cond} AND COALESCE({self.ev(extra, stream, a)}, 0)"
-        fsql = self.field_sql(stream, field, a) if field else None
         if kind == "sum":
             return f"SUM(CASE WHEN {cond} THEN {fsql} END)"
         if kind in ("count", "exists"):
@@ -451,8 +457,6 @@ class Compiler:
         if kind == "any":
             inner = f"{cond} AND COALESCE({fsql}, 0)" if fsql else cond
             return f"MAX(CASE WHEN {inner} THEN 1 ELSE 0 END)"
-        if kind == "all":
-            return f"MIN(CASE WHEN {cond} THEN COALESCE({fsql}, 0) END)" if fsql else f"MIN(CASE WHEN {cond} THEN 1 END)"
         if kind == "distinct_days":
             return f"COUNT(DISTINCT CASE WHEN {cond} THEN {a}.day END)"
         if kind == "count_distinct":

@@ -132,9 +132,9 @@ class Checkpointer:
         """Write the grants built so far in one append (one validation, one hash pass)."""
         if not self.batch:
             return
-        written = self.j.append(self.batch)
-        for record, entry in zip(self.pending, written):
-            record[0] = entry.seq
+        # Only the seqs are needed (a later reversal names the grant it corrects).
+        for record, seq in zip(self.pending, self.j.append_seqs(self.batch)):
+            record[0] = seq
         self.batch, self.pending = [], []
 
     def run(self) -> None:

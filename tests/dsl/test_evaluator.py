@@ -230,3 +230,36 @@ def test_id_lists_read_as_json_does(ids):
     conn.executemany("INSERT INTO t (id) VALUES (?)", [(i,) for i in ids])
     (text,) = conn.execute("SELECT json_group_array(id) FROM (SELECT id FROM t ORDER BY n)").fetchone()
     assert id_list(text) == json.loads(text) == ids
+
+
+ALL_ANY_RULES = '''
+campaign quantifiers "all / any over a filtered stream"
+  window 2025-06-01 .. 2025-06-30
+
+  stream purchase = card_payment where date in 2025-06-01 .. 2025-06-30
+
+  value small_only = all(purchase where amount < 5000)
+  value some_big = any(purchase where amount >= 5000)
+
+  award a "every purchase small" = 10 basic when small_only on 2025-07-10 expires 2026-03-31
+  award b "one purchase big" = 20 basic when some_big on 2025-07-10 expires 2026-03-31
+'''
+
+
+def test_all_and_any_of_a_filtered_stream_test_every_event(tmp_path):
+    """all(s where c) is true when every event of s satisfies c (and for no event at
+    all); any(s where c) when one does. Checked against the events themselves."""
+    rules = rules_with(tmp_path, ALL_ANY_RULES)
+    plan = rules.campaign("quantifiers").plan
+    conn = db.connect(tmp_path / "p.db")
+    amounts = {"S1": [100, 4999], "S2": [100, 5000], "S3": [7000], "S4": [5000, 9000, 1]}
+    records = [{"id": f"{m}-{i}", "type": "card_payment", "member": m, "at": f"2025-06-{i + 1:02d}T12:00:00",
+                "amount": a, "merchant": "other", "card": "standard"}
+               for m, xs in amounts.items() for i, a in enumerate(xs)]
+    report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(records, 1)])
+    assert not report.errors, report.errors
+    wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    (period,) = periods_of(conn, plan, dt.date(2025, 7, 10), wm)
+    got = {env.member: env.values() for env in evaluate(conn, plan, period, dt.date(2025, 7, 10), wm)}
+    assert {m: (v["small_only"], v["some_big"]) for m, v in got.items()} == {
+        m: (all(a < 5000 for a in xs), any(a >= 5000 for a in xs)) for m, xs in amounts.items()}
