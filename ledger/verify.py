@@ -1,33 +1,40 @@
-"""Re-derive and check everything the journal promises, in one streaming pass.
+"""Re-derive and check everything the journal promises (read-only).
 
-Entries are read with one query ordered by seq and postings with one query
-ordered by id (ids are assigned in (entry, idx) order), merged in Python; no
-per-row queries. Works on a read-only connection.
+The checks run as a few streaming passes, each mostly inside SQLite, in one
+read transaction; none keeps a Python structure per entry, lot or account, so
+memory stays flat however long the journal is:
 
-Checks, per entry in seq order: seqs contiguous from 1; prev_hash equals the
-previous entry's hash and hash equals sha256(prev_hash || canonical(entry));
-postings exist, belong to existing entries and have idx 0..n-1; accounts and
-kinds valid; every entry sums to zero per kind; member credits carry expires
-(>= effective), member debits name a lot of the same account and kind that was
-open on the effective date, and no lot goes below zero; budgets never go below
-zero and receivables never above zero (in seq order); `reverses` names an
-earlier entry. Then the events chain (if ledger.events is available) and the
-per-connection balance cache of ledger.journal.
+1. ledger.verify_chain: entries in seq order -- seqs contiguous from 1,
+   prev_hash equal to the previous entry's hash, hash equal to
+   sha256(prev_hash || canonical(entry)) (the bytes are built by SQLite, one
+   sha256 per entry in Python), and each entry's own rules: postings with idx
+   0..n-1, zero sum per kind, member credits with expires (>= effective),
+   member debits naming a lot, no expires/lot on other accounts, `reverses`
+   naming an earlier entry.
+2-5. ledger.verify_balances: valid accounts and kinds; every member debit
+   draws from a known, open lot of its account and kind and no lot goes below
+   zero; no budget below zero and no receivable above zero after any entry, in
+   seq order; no posting outside an entry.
+6. the events chain and the event columns derived from the hashed body.
+7. the per-connection balance cache of ledger.journal.
+
+Problems are reported in seq order of the entry they name, whichever pass
+found them, so `first_bad` names the lowest entry that disagrees.
 """
 
 from __future__ import annotations
 
 import hashlib
-from itertools import groupby
-from operator import itemgetter
+import math
 
 import apsw
 import attrs
 
-from ledger.errors import InvalidAccount
-from ledger.hashing import GENESIS, entry_canonical, fast_canonical
-from ledger.journal import _ACCOUNTS, account_info
-from ledger.kinds import KIND_NAMES
+from ledger import db
+from ledger.hashing import GENESIS
+from ledger.verify_balances import (check_accounts, check_lots, check_orphans,
+                                    check_running_balances)
+from ledger.verify_chain import ChainState, check_chain
 
 MAX_PROBLEMS = 1000
 
@@ -45,184 +52,69 @@ class VerifyReport:
 
 
 class _Problems:
+    """The problems found, kept in report order and bounded.
+
+    Each problem has a sort key: entry problems by the entry's seq (then the
+    pass that found it), then events, then the balance cache. Only the
+    MAX_PROBLEMS first in that order are kept; all are counted.
+    """
+
     def __init__(self) -> None:
-        self.items: list[str] = []
         self.count = 0
-        self.first: str | None = None
+        self._kept: list[tuple] = []
+        self._rank = 0  # the pass now running, to order problems about the same entry
+        self._other = 0
+
+    def add_entry(self, seq, text: str) -> None:
+        """A problem about entry `seq` (the value stored, which may not be an int)."""
+        key = seq if type(seq) is int else math.inf
+        self._keep((0, key, self._rank, self.count, text))
 
     def add(self, text: str) -> None:
+        """A problem after every entry problem (events, cache), in the order found."""
+        self._keep((1, self._other, 0, self.count, text))
+        self._other += 1
+
+    def next_pass(self) -> None:
+        self._rank += 1
+
+    def _keep(self, item: tuple) -> None:
         self.count += 1
-        if self.first is None:
-            self.first = text
-        if len(self.items) < MAX_PROBLEMS:
-            self.items.append(text)
+        self._kept.append(item)
+        if len(self._kept) >= 2 * MAX_PROBLEMS:
+            self._kept.sort()
+            del self._kept[MAX_PROBLEMS:]
+
+    def report_lines(self) -> list[str]:
+        self._kept.sort()
+        lines = [item[-1] for item in self._kept[:MAX_PROBLEMS]]
+        if self.count > len(lines):
+            lines.append(f"... and {self.count - len(lines)} more problems")
+        return lines
 
 
 def verify(conn: apsw.Connection) -> VerifyReport:
     """Check the journal (and events chain, and balance cache); never writes."""
     bad = _Problems()
-    n_entries, n_postings = _verify_entries(conn, bad)
-    n_events = verify_events(conn, bad)
-    _verify_cache(conn, bad)
-    problems = list(bad.items)
-    if bad.count > len(problems):
-        problems.append(f"... and {bad.count - len(problems)} more problems")
+    with db.transaction(conn, immediate=False):  # one snapshot for every pass
+        chain = ChainState()
+        check_chain(conn, bad.add_entry, chain)
+        for check in (check_accounts, check_lots, check_running_balances):
+            bad.next_pass()
+            check(conn, bad.add_entry)
+        bad.next_pass()
+        n_postings = check_orphans(conn, bad.add_entry, chain.postings)
+        n_events = verify_events(conn, bad)
+        _verify_cache(conn, bad)
+    problems = bad.report_lines()
     return VerifyReport(
         ok=bad.count == 0,
-        checked_entries=n_entries,
+        checked_entries=chain.entries,
         checked_postings=n_postings,
         checked_events=n_events,
         problems=problems,
-        first_bad=bad.first,
+        first_bad=problems[0] if problems else None,
     )
-
-
-def _verify_entries(conn: apsw.Connection, bad: _Problems) -> tuple[int, int]:
-    add = bad.add
-    sha256 = _sha256
-    kinds_ok = frozenset(KIND_NAMES)
-    accounts = _ACCOUNTS  # valid account -> (type letter, kind or None), shared cache
-    lots: dict[int, list] = {}  # lot id -> [account, kind, expires, remaining, effective]
-    running: dict[tuple[str, str], int] = {}  # budget and receivable balances
-
-    # Postings grouped by entry, in id order (ids are assigned in (entry, idx) order).
-    groups = groupby(conn.execute(
-        "SELECT id, entry, idx, account, kind, amount, expires, lot FROM postings ORDER BY id"),
-        _ENTRY_OF)
-    group = next(groups, None)
-    expected = 1
-    chain = GENESIS
-    n_entries = n_postings = 0
-    no_postings: tuple = ()
-
-    for erow in conn.execute(
-        "SELECT seq, key, effective, recorded, campaign, rule, rules_hash, step, events,"
-        " reverses, memo, prev_hash, hash FROM entries ORDER BY seq"
-    ):
-        (seq, key, eff, recorded, campaign, rule, rules_hash, step, events, reverses, memo,
-         prev_hash, stored_hash) = erow
-        n_entries += 1
-        if seq != expected:
-            add(f"entry {seq}: seq not contiguous (expected {expected})")
-        expected = seq + 1 if type(seq) is int else expected + 1
-
-        plist = no_postings
-        while group is not None:
-            gseq = group[0]
-            if gseq == seq:
-                plist = list(group[1])
-                group = next(groups, None)
-                break
-            if gseq is not None and type(gseq) is type(seq) and gseq > seq:
-                break
-            for prow in group[1]:
-                add(f"entry {prow[1]}: posting {prow[0]} belongs to no entry in seq order")
-            group = next(groups, None)
-        n_postings += len(plist)
-
-        # Hash chain: sha256(prev_hash || canonical(entry)), see ledger.hashing.
-        if prev_hash != chain:
-            add(f"entry {seq}: prev_hash does not match the hash of the previous entry")
-        try:
-            if type(seq) is not int or type(reverses) not in _INT_OR_NONE:
-                raise TypeError("seq/reverses not integers")
-            text = prev_hash + fast_canonical(erow[:12], plist)
-            h = sha256(text.encode()).hexdigest()
-            if h != stored_hash:  # confirm with the reference encoder
-                h = _slow_hash(erow, plist)
-        except (TypeError, ValueError, AttributeError, UnicodeEncodeError) as exc:
-            h = None
-            add(f"entry {seq}: cannot encode ({exc})")
-        if h != stored_hash:
-            add(f"entry {seq}: hash mismatch")
-        chain = stored_hash
-
-        if reverses is not None and not (type(reverses) is int and 0 < reverses < seq):
-            add(f"entry {seq}: reverses {reverses!r} is not an earlier entry")
-        if not plist:  # a record-only entry (lottery draw, refusal, run marker)
-            continue
-
-        sums: dict[str, int] = {}
-        touched = None
-        i = 0
-        for pid, _e, idx, account, kind, amount, expires, lot in plist:
-            if idx != i:
-                add(f"entry {seq}: posting {pid} has idx {idx}, expected {i}")
-            i += 1
-            info = accounts.get(account) if type(account) is str else None
-            if info is None:
-                try:
-                    info = account_info(account)
-                except (InvalidAccount, TypeError):
-                    add(f"entry {seq}: posting {pid}: invalid account {account!r}")
-                    continue
-            if kind not in kinds_ok:
-                add(f"entry {seq}: posting {pid}: unknown kind {kind!r}")
-                continue
-            if type(amount) is not int:
-                add(f"entry {seq}: posting {pid}: amount {amount!r} is not an integer")
-                continue
-            sums[kind] = sums.get(kind, 0) + amount
-            t = info[0]
-            if t == "m":
-                if info[1] != kind:
-                    add(f"entry {seq}: posting {pid}: kind {kind} on account {account}")
-                if amount > 0:
-                    if expires is None or lot is not None:
-                        add(f"entry {seq}: posting {pid}: member credit without expires"
-                            " (or with lot)")
-                    elif not (type(expires) is str and expires >= eff):
-                        add(f"entry {seq}: posting {pid}: lot expires {expires!r} before {eff}")
-                    lots[pid] = [account, kind, expires, amount, eff]
-                else:
-                    linfo = lots.get(lot) if lot is not None else None
-                    if linfo is None or expires is not None:
-                        add(f"entry {seq}: posting {pid}: member debit does not name a known lot"
-                            f" ({lot!r})")
-                    elif linfo[0] != account or linfo[1] != kind:
-                        add(f"entry {seq}: posting {pid}: draws from lot {lot} of another account"
-                            " or kind")
-                    else:
-                        if not (linfo[4] <= eff <= linfo[2]):
-                            add(f"entry {seq}: posting {pid}: lot {lot} not open on {eff}")
-                        linfo[3] += amount
-                        if linfo[3] < 0:
-                            add(f"entry {seq}: lot {lot} goes below zero ({linfo[3]})")
-            else:
-                if expires is not None or lot is not None:
-                    add(f"entry {seq}: posting {pid}: expires/lot on non-member account {account}")
-                if t == "c" or t == "r":
-                    pair = (account, kind)
-                    running[pair] = running.get(pair, 0) + amount
-                    if touched is None:
-                        touched = [pair]
-                    else:
-                        touched.append(pair)
-        for kind, total in sums.items():
-            if total:
-                add(f"entry {seq}: does not sum to zero for {kind} ({total:+d})")
-        if touched:
-            for pair in touched:
-                v = running[pair]
-                if pair[0][0] == "c" and v < 0:
-                    add(f"entry {seq}: budget {pair[0]} ({pair[1]}) below zero ({v})")
-                elif pair[0][0] == "r" and v > 0:
-                    add(f"entry {seq}: receivable {pair[0]} ({pair[1]}) positive ({v})")
-
-    while group is not None:
-        for prow in group[1]:
-            add(f"entry {prow[1]}: posting {prow[0]} belongs to no entry")
-        group = next(groups, None)
-    return n_entries, n_postings
-
-
-_ENTRY_OF = itemgetter(1)
-_INT_OR_NONE = (int, type(None))
-
-
-def _slow_hash(erow, plist) -> str:
-    """The hash through the reference encoder (a mismatch, or unusual cell types)."""
-    return _sha256((erow[11] + entry_canonical(erow[:12], plist)).encode()).hexdigest()
 
 
 def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
@@ -238,24 +130,33 @@ def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
     own = bad if bad is not None else _Problems()
     chain = genesis
     n = 0
-    expected = None
-    for seq, eid, body, source, prev_hash, h in conn.execute(
-        "SELECT seq, id, body, source, prev_hash, hash FROM events ORDER BY seq"
-    ):
+    sha256 = _sha256
+    # SQLite joins the hashed text (as event_hash does); a NULL (a cell that is
+    # not text) or a mismatch is decided by event_hash itself.
+    for seq, eid, prev_hash, h, text in conn.execute(_EVENT_HASHED_BYTES):
         n += 1
         if prev_hash != chain:
             own.add(f"event {seq} ({eid}): prev_hash does not match the previous event")
-        if not isinstance(body, str) or not isinstance(source, str) or event_hash(prev_hash, body, source) != h:
-            own.add(f"event {seq} ({eid}): hash mismatch")
+        if text is None or sha256(text).hexdigest() != h:
+            body, source = conn.execute("SELECT body, source FROM events WHERE seq = ?",
+                                        (seq,)).fetchone()
+            if (not isinstance(body, str) or not isinstance(source, str)
+                    or event_hash(prev_hash, body, source) != h):
+                own.add(f"event {seq} ({eid}): hash mismatch")
         chain = h
-        expected = seq
-    del expected
     # The other columns are derived from `body` (the hashed truth); one SQL pass
     # finds any row whose columns disagree with it.
     for seq, eid in conn.execute(_EVENT_COLUMNS_DISAGREE):
         own.add(f"event {seq} ({eid}): stored columns disagree with its hashed body")
     return n
 
+
+_EVENT_HASHED_BYTES = """
+SELECT seq, id, prev_hash, hash,
+  CASE WHEN typeof(prev_hash) = 'text' AND typeof(body) = 'text' AND typeof(source) = 'text'
+  THEN CAST(prev_hash || body || char(31) || source AS BLOB) END
+FROM events ORDER BY seq
+"""
 
 _EVENT_COLUMNS_DISAGREE = """
 SELECT seq, id FROM events WHERE NOT json_valid(body)
