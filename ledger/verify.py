@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from typing import Callable
 
 import apsw
 import attrs
@@ -35,6 +37,7 @@ from ledger.hashing import GENESIS
 from ledger.verify_balances import (check_accounts, check_lots, check_orphans,
                                     check_running_balances)
 from ledger.verify_chain import ChainState, check_chain
+from ledger.verify_threads import run_tasks
 
 MAX_PROBLEMS = 1000
 
@@ -54,36 +57,38 @@ class VerifyReport:
 class _Problems:
     """The problems found, kept in report order and bounded.
 
-    Each problem has a sort key: entry problems by the entry's seq (then the
-    pass that found it), then events, then the balance cache. Only the
-    MAX_PROBLEMS first in that order are kept; all are counted.
+    Each problem has a sort key: entry problems by the entry's seq, then the
+    rank of the pass that found it; then events; then the balance cache. Only
+    the MAX_PROBLEMS first in that order are kept; all are counted. Passes may
+    run in two threads, hence the lock (taken only when a problem is found).
     """
 
     def __init__(self) -> None:
         self.count = 0
         self._kept: list[tuple] = []
-        self._rank = 0  # the pass now running, to order problems about the same entry
         self._other = 0
+        self._lock = threading.Lock()
 
-    def add_entry(self, seq, text: str) -> None:
-        """A problem about entry `seq` (the value stored, which may not be an int)."""
-        key = seq if type(seq) is int else math.inf
-        self._keep((0, key, self._rank, self.count, text))
+    def about_entries(self, rank: int) -> Callable[[object, str], None]:
+        """add(seq, text) for the pass of that rank; seq is the value stored (maybe not an int)."""
+        def add(seq: object, text: str) -> None:
+            self._keep(0, seq if type(seq) is int else math.inf, rank, text)
+        return add
 
     def add(self, text: str) -> None:
         """A problem after every entry problem (events, cache), in the order found."""
-        self._keep((1, self._other, 0, self.count, text))
-        self._other += 1
+        with self._lock:
+            self._other += 1
+            other = self._other
+        self._keep(1, other, 0, text)
 
-    def next_pass(self) -> None:
-        self._rank += 1
-
-    def _keep(self, item: tuple) -> None:
-        self.count += 1
-        self._kept.append(item)
-        if len(self._kept) >= 2 * MAX_PROBLEMS:
-            self._kept.sort()
-            del self._kept[MAX_PROBLEMS:]
+    def _keep(self, section: int, key, rank: int, text: str) -> None:
+        with self._lock:
+            self.count += 1
+            self._kept.append((section, key, rank, self.count, text))
+            if len(self._kept) >= 2 * MAX_PROBLEMS:
+                self._kept.sort()
+                del self._kept[MAX_PROBLEMS:]
 
     def report_lines(self) -> list[str]:
         self._kept.sort()
@@ -93,28 +98,57 @@ class _Problems:
         return lines
 
 
+# Below this many entries one connection does everything (a second one and a
+# thread cost more than they save).
+PARALLEL_MIN_ENTRIES = 50_000
+CHAIN_CHUNKS = 4  # the chain walk is cut in this many seq ranges (tasks)
+
+
 def verify(conn: apsw.Connection) -> VerifyReport:
     """Check the journal (and events chain, and balance cache); never writes."""
     bad = _Problems()
+    # A second connection can only share a snapshot the caller is not inside of.
+    may_share = conn.getautocommit()
     with db.transaction(conn, immediate=False):  # one snapshot for every pass
-        chain = ChainState()
-        check_chain(conn, bad.add_entry, chain)
-        for check in (check_accounts, check_lots, check_running_balances):
-            bad.next_pass()
-            check(conn, bad.add_entry)
-        bad.next_pass()
-        n_postings = check_orphans(conn, bad.add_entry, chain.postings)
-        n_events = verify_events(conn, bad)
+        (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
+        chains: list[ChainState] = []
+        n_events = []
+        tasks = [_chain_task(chains, bad.about_entries(0), last_seq * i // CHAIN_CHUNKS,
+                             last_seq * (i + 1) // CHAIN_CHUNKS if i + 1 < CHAIN_CHUNKS
+                             else 2**63 - 1)
+                 for i in range(CHAIN_CHUNKS)]
+        tasks += [
+            lambda c: check_lots(c, bad.about_entries(2)),
+            lambda c: check_accounts(c, bad.about_entries(1)),
+            lambda c: check_running_balances(c, bad.about_entries(3)),
+            lambda c: n_events.append(verify_events(c, bad)),
+        ]
+        run_tasks(conn, tasks, may_share and last_seq >= PARALLEL_MIN_ENTRIES)
+        n_entries = sum(c.entries for c in chains)
+        n_postings = check_orphans(conn, bad.about_entries(4), sum(c.postings for c in chains))
         _verify_cache(conn, bad)
     problems = bad.report_lines()
     return VerifyReport(
         ok=bad.count == 0,
-        checked_entries=chain.entries,
+        checked_entries=n_entries,
         checked_postings=n_postings,
-        checked_events=n_events,
+        checked_events=n_events[0],
         problems=problems,
         first_bad=problems[0] if problems else None,
     )
+
+
+def _chain_task(chains: list, add, after: int, upto: int) -> Callable[[apsw.Connection], None]:
+    """The chain walk over after < seq <= upto, starting from the entry before it."""
+    def task(c: apsw.Connection) -> None:
+        state = ChainState()
+        before = c.execute("SELECT seq, hash FROM entries WHERE seq <= ? ORDER BY seq DESC"
+                           " LIMIT 1", (after,)).fetchone()
+        if before is not None:
+            state = ChainState(before[0] + 1, before[1])
+        check_chain(c, add, state, after, upto)
+        chains.append(state)
+    return task
 
 
 def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:

@@ -277,3 +277,56 @@ def test_read_only_connection_is_enough(forger):
     assert verify(ro).ok
     with pytest.raises(apsw.ReadOnlyError):
         ro.execute("INSERT INTO meta VALUES ('x','y')")
+
+
+def _broken_journal(forger):
+    """A journal with a problem of every pass, in several chain chunks."""
+    forger.fund(100)
+    lot = forger.grant(100)
+    forger.draw(lot, 60)
+    forger.draw(lot, 60)                                           # lot below zero
+    for _ in range(6):
+        forger.fund(10)
+    forger.grant(500)                                              # budget below zero
+    forger.entry([("system:funding", "basic", -5), ("member:W 1:basic", "basic", 5, "2025-01-01")])
+    forger.entry([("system:funding", "basic", -5), ("system:redeemed", "basic", 5)], idx=[0, 3])
+    for _ in range(4):
+        forger.fund(10)
+    forger.conn.execute("DROP TRIGGER entries_no_update")
+    forger.conn.execute("UPDATE entries SET memo = '{\"x\":1}' WHERE seq = 9")
+
+
+def test_two_connections_report_what_one_does(tmp_path, monkeypatch):
+    import ledger.verify as verify_module
+    import ledger.verify_threads as verify_threads
+
+    forger = Forger(tmp_path / "points.db")
+    _broken_journal(forger)
+    one = forger.report()
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_ENTRIES", 0)
+    monkeypatch.setattr(verify_threads, "_cpus", lambda: 2)
+    opened = []
+    real_connection = apsw.Connection
+    monkeypatch.setattr(apsw, "Connection", lambda *a, **k: opened.append(a) or real_connection(*a, **k))
+    two = verify(db.connect(forger.path, readonly=True))
+    assert len(opened) == 2  # the caller's and the helper's
+    assert two == one
+    assert [p.split(":")[0] for p in one.problems] == [
+        "entry 4", "entry 9", "entry 11", "entry 12", "entry 13", "entry 14", "entry 15",
+        "entry 16", "entry 17"], one.problems
+
+
+def test_a_caller_inside_a_transaction_is_verified_on_its_own_connection(tmp_path, monkeypatch):
+    """A second connection would not see the caller's uncommitted entries."""
+    import ledger.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_ENTRIES", 0)
+    forger = Forger(tmp_path / "points.db")
+    forger.fund(100)
+    forger.conn.execute("BEGIN")
+    forger.grant(50)
+    forger.grant(60)  # budget below zero, not committed
+    report = verify(forger.conn)
+    forger.conn.execute("ROLLBACK")
+    assert report.checked_entries == 3
+    assert named(report, 3, "below zero")
