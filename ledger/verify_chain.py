@@ -56,21 +56,23 @@ _ENTRY_RULES = " AND ".join([
 
 # prev_hash || canonical(entry), as UTF-8 bytes. json_object() writes compact
 # JSON with the keys in the order given -- the sorted order of ledger.hashing --
-# and quotes text exactly as json.dumps(ensure_ascii=False). The entry object
-# is split around its "postings" array: rtrim/ltrim take off exactly one brace
-# (the character next to it is the end of memo's value / the quote of a key).
-_HEAD = ("e.prev_hash || rtrim(json_object('campaign', campaign, 'effective', effective,"
-         " 'events', events, 'key', key, 'memo', memo), '}') || ',\"postings\":['")
-_POSTINGS = ("group_concat(json_object('account', account, 'amount', amount, 'entry', entry,"
-             " 'expires', expires, 'id', p.id, 'idx', idx, 'kind', kind, 'lot', lot), ',')")
-_TAIL = ("'],' || ltrim(json_object('prev_hash', e.prev_hash, 'recorded', recorded,"
-         " 'reverses', reverses, 'rule', rule, 'rules_hash', rules_hash, 'seq', seq,"
-         " 'step', step), '{')")
+# and quotes text exactly as json.dumps(ensure_ascii=False); the postings array
+# (a JSON value of the same query) is embedded as is.
+def _hashed_bytes(postings: str) -> str:
+    return (
+        "CAST(e.prev_hash || json_object('campaign', campaign, 'effective', effective,"
+        " 'events', events, 'key', key, 'memo', memo, 'postings', " + postings + ","
+        " 'prev_hash', e.prev_hash, 'recorded', recorded, 'reverses', reverses, 'rule', rule,"
+        " 'rules_hash', rules_hash, 'seq', seq, 'step', step) AS BLOB)")
+
+
+_POSTINGS = ("json_group_array(json_object('account', account, 'amount', amount, 'entry', entry,"
+             " 'expires', expires, 'id', p.id, 'idx', idx, 'kind', kind, 'lot', lot))")
 
 CHAIN_SQL = f"""
 SELECT e.seq, e.prev_hash, e.hash, count(p.id),
-  CASE WHEN count(p.id) = 0 THEN CAST({_HEAD} || {_TAIL} AS BLOB)
-       WHEN {_ENTRY_RULES} THEN CAST({_HEAD} || {_POSTINGS} || {_TAIL} AS BLOB)
+  CASE WHEN count(p.id) = 0 THEN {_hashed_bytes("json_array()")}
+       WHEN {_ENTRY_RULES} THEN {_hashed_bytes(_POSTINGS)}
   END
 FROM entries e LEFT JOIN postings p ON p.entry = e.seq
 WHERE e.seq > ? AND e.seq <= ?

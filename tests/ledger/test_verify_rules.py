@@ -31,8 +31,11 @@ class Forger:
         self.pid = 0
         self.prev = GENESIS
 
-    def entry(self, postings, effective="2024-01-01", *, reverses=None, idx=None) -> tuple[int, list[int]]:
-        """postings: (account, kind, amount[, expires[, lot]]). Returns (seq, posting ids)."""
+    def entry(self, postings, effective="2024-01-01", *, reverses=None, idx=None,
+              **cells) -> tuple[int, list[int]]:
+        """postings: (account, kind, amount[, expires[, lot]]); cells: other entry columns
+        (key, recorded, campaign, rule, rules_hash, step, events, memo). Returns (seq,
+        posting ids)."""
         self.seq += 1
         rows = []
         for i, p in enumerate(postings):
@@ -40,8 +43,11 @@ class Forger:
             self.pid += 1
             rows.append((self.pid, self.seq, i if idx is None else idx[i], account, kind, amount,
                          expires, lot))
-        erow = (self.seq, f"k{self.seq}", effective, effective, None, None, None, None, "[]",
-                reverses, "{}", self.prev)
+        given = {"key": f"k{self.seq}", "recorded": effective, "campaign": None, "rule": None,
+                 "rules_hash": None, "step": None, "events": "[]", "memo": "{}", **cells}
+        erow = (self.seq, given["key"], effective, given["recorded"], given["campaign"],
+                given["rule"], given["rules_hash"], given["step"], given["events"], reverses,
+                given["memo"], self.prev)
         h = entry_hash(erow, rows)
         self.conn.executemany("INSERT INTO postings VALUES (?,?,?,?,?,?,?,?)", rows)
         self.conn.execute("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", erow + (h,))
@@ -330,3 +336,22 @@ def test_a_caller_inside_a_transaction_is_verified_on_its_own_connection(tmp_pat
     forger.conn.execute("ROLLBACK")
     assert report.checked_entries == 3
     assert named(report, 3, "below zero")
+
+
+def test_sqlite_builds_the_canonical_text_for_every_code_point(forger, monkeypatch):
+    """verify's fast path (the hashed bytes built by SQLite) agrees with the reference
+    encoder on every character, in entry and in posting cells: no entry falls back."""
+    import ledger.verify_chain as verify_chain
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(chars), 8192):
+        text = "".join(chars[start:start + 8192])
+        forger.entry([(f"system:{text}", "basic", -1), (f"campaign:{text}", "basic", 1)],
+                     key=f"{start}{text}", recorded=text, campaign=text, rule=text,
+                     rules_hash=text, step=text, events=text, memo=text)
+    fallbacks = []
+    monkeypatch.setattr(verify_chain, "check_entry", lambda conn, seq, add: fallbacks.append(seq))
+    forger.conn.close()
+    ro = db.connect(forger.path, readonly=True)
+    verify(ro)
+    assert fallbacks == []
