@@ -101,7 +101,7 @@ class _Problems:
 # Below this many entries one connection does everything (a second one and a
 # thread cost more than they save).
 PARALLEL_MIN_ENTRIES = 50_000
-CHAIN_CHUNKS = 4  # the chain walk is cut in this many seq ranges (tasks)
+CHAIN_CHUNKS = 8  # the chain walk is cut in this many seq ranges (tasks)
 
 
 def verify(conn: apsw.Connection) -> VerifyReport:
@@ -117,11 +117,11 @@ def verify(conn: apsw.Connection) -> VerifyReport:
                              last_seq * (i + 1) // CHAIN_CHUNKS if i + 1 < CHAIN_CHUNKS
                              else 2**63 - 1)
                  for i in range(CHAIN_CHUNKS)]
-        tasks += [
-            lambda c: check_lots(c, bad.about_entries(2)),
+        tasks += [  # run_tasks: GIL-heavy first, SQL aggregates last
+            lambda c: n_events.append(verify_events(c, bad)),
             lambda c: check_accounts(c, bad.about_entries(1)),
             lambda c: check_running_balances(c, bad.about_entries(3)),
-            lambda c: n_events.append(verify_events(c, bad)),
+            lambda c: check_lots(c, bad.about_entries(2)),
         ]
         run_tasks(conn, tasks, may_share and last_seq >= PARALLEL_MIN_ENTRIES)
         n_entries = sum(c.entries for c in chains)

@@ -32,24 +32,29 @@ def run_tasks(conn: apsw.Connection, tasks: list[Task], parallel: bool) -> None:
         for task in tasks:
             task(conn)
         return
-    queue = collections.deque(tasks)  # taken from the front by both threads
+    # The caller's thread takes tasks from the front, the helper from the back.
+    # Callers put the GIL-heavy tasks (a Python step per row) first and the SQL
+    # aggregates (a few rows out) last, so the two threads seldom wait for the
+    # GIL together: every row fetched hands it over.
+    queue = collections.deque(tasks)
     errors: list[BaseException] = []
 
-    def work(c: apsw.Connection) -> None:
+    def work(c: apsw.Connection, take: Callable[[], Task]) -> None:
         try:
             while not errors:
                 try:
-                    task = queue.popleft()
+                    task = take()
                 except IndexError:
                     return
                 task(c)
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
-    thread = threading.Thread(target=work, args=(helper,), name="verify-helper", daemon=True)
+    thread = threading.Thread(target=work, args=(helper, queue.pop), name="verify-helper",
+                              daemon=True)
     thread.start()
     try:
-        work(conn)
+        work(conn, queue.popleft)
     finally:
         thread.join()
         helper.close()
