@@ -23,7 +23,6 @@ does not matter for that either: a wrong order only sends the entry to Python.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from typing import Callable
 
 import apsw
@@ -98,11 +97,14 @@ def check_chain(conn: apsw.Connection, add: Add, state: ChainState,
     entry goes to check_entry and the walk resumes after it.
     """
     sha256 = _sha256
-    rows = conn.execute(CHAIN_SQL, (after, upto))
     # Locals in the loop (once per entry); written back to `state` at the end.
     expected, chain, n_entries, n_postings = state.expected, state.chain, 0, 0
+    start = after
+    unencodable = None  # the entry SQLite raised on, with its text None
+    checking = False  # an error inside check_entry is not about encoding: raised
     while True:
         try:
+            rows = conn.execute(CHAIN_SQL, (start, upto)) if unencodable is None else [unencodable]
             for seq, prev_hash, stored_hash, n, text in rows:
                 n_entries += 1
                 n_postings += n
@@ -112,18 +114,25 @@ def check_chain(conn: apsw.Connection, add: Add, state: ChainState,
                 if prev_hash != chain:
                     add(seq, f"entry {seq}: prev_hash does not match the hash of the previous entry")
                 if text is None or sha256(text).hexdigest() != stored_hash:
+                    checking = True
                     check_entry(conn, seq, add)
+                    checking = False
                 chain = stored_hash
-            break
+            if unencodable is None:
+                break
+            unencodable = None
         except apsw.Error:
-            # The failing entry is the next one: feed it without text, then go on.
+            if checking:
+                raise
+            # SQLite raised on the next entry: check it alone, then go on after it.
             row = conn.execute(
                 "SELECT seq, prev_hash, hash, (SELECT count(*) FROM postings WHERE entry = seq)"
                 " FROM entries WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT 1",
                 (expected, upto)).fetchone()
             if row is None:
                 raise
-            rows = itertools.chain([(*row, None)], conn.execute(CHAIN_SQL, (row[0], upto)))
+            unencodable = (*row, None)
+            start = row[0]
     state.expected, state.chain = expected, chain
     state.entries += n_entries
     state.postings += n_postings

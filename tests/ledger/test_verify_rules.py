@@ -355,3 +355,23 @@ def test_sqlite_builds_the_canonical_text_for_every_code_point(forger, monkeypat
     ro = db.connect(forger.path, readonly=True)
     verify(ro)
     assert fallbacks == []
+
+
+@pytest.mark.parametrize("table, column, value", [
+    ("entries", "memo", b"{}"),               # SQLite cannot put a BLOB in JSON
+    ("postings", "account", b"system:funding"),
+    ("postings", "amount", 2**62),             # the entry's sum overflows 64 bits
+])
+def test_a_cell_sqlite_cannot_encode_is_named_and_the_walk_goes_on(forger, table, column, value):
+    forger.fund()
+    forger.fund()                              # 2: a cell SQLite raises on
+    lot = forger.grant(100)
+    forger.draw(lot, 150)                      # 4: lot below zero, found after entry 2
+    forger.conn.execute(f"DROP TRIGGER {table}_no_update")
+    # entry 2's row, or its postings (both: two amounts of 2**62 overflow the sum)
+    where = "seq = 2" if table == "entries" else "entry = 2" if column == "amount" else "entry = 2 AND idx = 0"
+    forger.conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}", (value,))
+    report = forger.report()
+    assert report.checked_entries == 4
+    assert report.first_bad.startswith("entry 2:"), report.problems
+    assert any(p.startswith("entry 4:") for p in report.problems), report.problems
