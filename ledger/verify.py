@@ -18,6 +18,10 @@ memory stays flat however long the journal is:
 6. the events chain and the event columns derived from the hashed body.
 7. the per-connection balance cache of ledger.journal.
 
+Passes 1-6 are tasks (the chain cut into seq ranges, each starting from the
+stored hash of the entry before it) run one after the other, or, on large
+journals, by two threads on two connections (ledger.verify_threads).
+
 Problems are reported in seq order of the entry they name, whichever pass
 found them, so `first_bad` names the lowest entry that disagrees.
 """
