@@ -108,6 +108,7 @@ def run(postings: int, batch: int, members: int, directory: str, seed: int = 1) 
                                                              amount, expires=expires)),
                     campaign="bench", rule="bench.rules", rules_hash="0" * 64, step="award",
                     events=(f"E{n}",)))
+        del spent_here
         t0 = time.perf_counter()
         written = j.append(entries)
         t_append += time.perf_counter() - t0
