@@ -1,33 +1,47 @@
-"""Re-derive and check everything the journal promises, in one streaming pass.
+"""Re-derive and check everything the journal promises (read-only).
 
-Entries are read with one query ordered by seq and postings with one query
-ordered by id (ids are assigned in (entry, idx) order), merged in Python; no
-per-row queries. Works on a read-only connection.
+The checks run as a few streaming passes, each mostly inside SQLite, in one
+read transaction; none keeps a Python structure per entry, lot or account, so
+memory stays flat however long the journal is:
 
-Checks, per entry in seq order: seqs contiguous from 1; prev_hash equals the
-previous entry's hash and hash equals sha256(prev_hash || canonical(entry));
-postings exist, belong to existing entries and have idx 0..n-1; accounts and
-kinds valid; every entry sums to zero per kind; member credits carry expires
-(>= effective), member debits name a lot of the same account and kind that was
-open on the effective date, and no lot goes below zero; budgets never go below
-zero and receivables never above zero (in seq order); `reverses` names an
-earlier entry. Then the events chain (if ledger.events is available) and the
-per-connection balance cache of ledger.journal.
+1. ledger.verify_chain: entries in seq order -- seqs contiguous from 1,
+   prev_hash equal to the previous entry's hash, hash equal to
+   sha256(prev_hash || canonical(entry)) (the bytes are built by SQLite, one
+   sha256 per entry in Python), and each entry's own rules: postings with idx
+   0..n-1, zero sum per kind, member credits with expires (>= effective),
+   member debits naming a lot, no expires/lot on other accounts, `reverses`
+   naming an earlier entry.
+2-5. ledger.verify_balances: valid accounts and kinds; every member debit
+   draws from a known, open lot of its account and kind and no lot goes below
+   zero; no budget below zero and no receivable above zero after any entry, in
+   seq order; no posting outside an entry.
+6. the events chain and the event columns derived from the hashed body.
+7. the per-connection balance cache of ledger.journal.
+
+Passes 1-6 are tasks (the chain cut into seq ranges, each starting from the
+stored hash of the entry before it) run one after the other, or, on large
+journals, by two threads on two connections (ledger.verify_threads).
+
+Problems are reported in seq order of the entry they name, whichever pass
+found them, so `first_bad` names the lowest entry that disagrees.
 """
 
 from __future__ import annotations
 
 import hashlib
-from itertools import groupby
-from operator import itemgetter
+import math
+import threading
+from typing import Callable
 
 import apsw
 import attrs
 
-from ledger.errors import InvalidAccount
-from ledger.hashing import GENESIS, entry_canonical, fast_canonical
-from ledger.journal import _ACCOUNTS, account_info
-from ledger.kinds import KIND_NAMES
+from ledger import db
+from ledger.hashing import GENESIS
+from ledger.verify_balances import (check_accounts, check_lots, check_orphans,
+                                    check_running_balances)
+from ledger.verify_chain import ChainState, check_chain
+from ledger.verify_threads import run_tasks
 
 MAX_PROBLEMS = 1000
 
@@ -45,184 +59,100 @@ class VerifyReport:
 
 
 class _Problems:
+    """The problems found, kept in report order and bounded.
+
+    Each problem has a sort key: entry problems by the entry's seq, then the
+    rank of the pass that found it; then events; then the balance cache. Only
+    the MAX_PROBLEMS first in that order are kept; all are counted. Passes may
+    run in two threads, hence the lock (taken only when a problem is found).
+    """
+
     def __init__(self) -> None:
-        self.items: list[str] = []
         self.count = 0
-        self.first: str | None = None
+        self._kept: list[tuple] = []
+        self._other = 0
+        self._lock = threading.Lock()
+
+    def about_entries(self, rank: int) -> Callable[[object, str], None]:
+        """add(seq, text) for the pass of that rank; seq is the value stored (maybe not an int)."""
+        def add(seq: object, text: str) -> None:
+            self._keep(0, seq if type(seq) is int else math.inf, rank, text)
+        return add
 
     def add(self, text: str) -> None:
-        self.count += 1
-        if self.first is None:
-            self.first = text
-        if len(self.items) < MAX_PROBLEMS:
-            self.items.append(text)
+        """A problem after every entry problem (events, cache), in the order found."""
+        with self._lock:
+            self._other += 1
+            other = self._other
+        self._keep(1, other, 0, text)
+
+    def _keep(self, section: int, key, rank: int, text: str) -> None:
+        with self._lock:
+            self.count += 1
+            self._kept.append((section, key, rank, self.count, text))
+            if len(self._kept) >= 2 * MAX_PROBLEMS:
+                self._kept.sort()
+                del self._kept[MAX_PROBLEMS:]
+
+    def report_lines(self) -> list[str]:
+        self._kept.sort()
+        lines = [item[-1] for item in self._kept[:MAX_PROBLEMS]]
+        if self.count > len(lines):
+            lines.append(f"... and {self.count - len(lines)} more problems")
+        return lines
+
+
+# Below this many entries one connection does everything (a second one and a
+# thread cost more than they save).
+PARALLEL_MIN_ENTRIES = 50_000
+CHAIN_CHUNKS = 8  # the chain walk is cut in this many seq ranges (tasks)
 
 
 def verify(conn: apsw.Connection) -> VerifyReport:
     """Check the journal (and events chain, and balance cache); never writes."""
     bad = _Problems()
-    n_entries, n_postings = _verify_entries(conn, bad)
-    n_events = verify_events(conn, bad)
-    _verify_cache(conn, bad)
-    problems = list(bad.items)
-    if bad.count > len(problems):
-        problems.append(f"... and {bad.count - len(problems)} more problems")
+    # A second connection can only share a snapshot the caller is not inside of.
+    may_share = conn.getautocommit()
+    with db.transaction(conn, immediate=False):  # one snapshot for every pass
+        (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
+        chains: list[ChainState] = []
+        n_events = []
+        tasks = [_chain_task(chains, bad.about_entries(0), last_seq * i // CHAIN_CHUNKS,
+                             last_seq * (i + 1) // CHAIN_CHUNKS if i + 1 < CHAIN_CHUNKS
+                             else 2**63 - 1)
+                 for i in range(CHAIN_CHUNKS)]
+        tasks += [  # run_tasks: GIL-heavy first, SQL aggregates last
+            lambda c: n_events.append(verify_events(c, bad)),
+            lambda c: check_accounts(c, bad.about_entries(1)),
+            lambda c: check_running_balances(c, bad.about_entries(3)),
+            lambda c: check_lots(c, bad.about_entries(2)),
+        ]
+        run_tasks(conn, tasks, may_share and last_seq >= PARALLEL_MIN_ENTRIES)
+        n_entries = sum(c.entries for c in chains)
+        n_postings = check_orphans(conn, bad.about_entries(4), sum(c.postings for c in chains))
+        _verify_cache(conn, bad)
+    problems = bad.report_lines()
     return VerifyReport(
         ok=bad.count == 0,
         checked_entries=n_entries,
         checked_postings=n_postings,
-        checked_events=n_events,
+        checked_events=n_events[0],
         problems=problems,
-        first_bad=bad.first,
+        first_bad=problems[0] if problems else None,
     )
 
 
-def _verify_entries(conn: apsw.Connection, bad: _Problems) -> tuple[int, int]:
-    add = bad.add
-    sha256 = _sha256
-    kinds_ok = frozenset(KIND_NAMES)
-    accounts = _ACCOUNTS  # valid account -> (type letter, kind or None), shared cache
-    lots: dict[int, list] = {}  # lot id -> [account, kind, expires, remaining, effective]
-    running: dict[tuple[str, str], int] = {}  # budget and receivable balances
-
-    # Postings grouped by entry, in id order (ids are assigned in (entry, idx) order).
-    groups = groupby(conn.execute(
-        "SELECT id, entry, idx, account, kind, amount, expires, lot FROM postings ORDER BY id"),
-        _ENTRY_OF)
-    group = next(groups, None)
-    expected = 1
-    chain = GENESIS
-    n_entries = n_postings = 0
-    no_postings: tuple = ()
-
-    for erow in conn.execute(
-        "SELECT seq, key, effective, recorded, campaign, rule, rules_hash, step, events,"
-        " reverses, memo, prev_hash, hash FROM entries ORDER BY seq"
-    ):
-        (seq, key, eff, recorded, campaign, rule, rules_hash, step, events, reverses, memo,
-         prev_hash, stored_hash) = erow
-        n_entries += 1
-        if seq != expected:
-            add(f"entry {seq}: seq not contiguous (expected {expected})")
-        expected = seq + 1 if type(seq) is int else expected + 1
-
-        plist = no_postings
-        while group is not None:
-            gseq = group[0]
-            if gseq == seq:
-                plist = list(group[1])
-                group = next(groups, None)
-                break
-            if gseq is not None and type(gseq) is type(seq) and gseq > seq:
-                break
-            for prow in group[1]:
-                add(f"entry {prow[1]}: posting {prow[0]} belongs to no entry in seq order")
-            group = next(groups, None)
-        n_postings += len(plist)
-
-        # Hash chain: sha256(prev_hash || canonical(entry)), see ledger.hashing.
-        if prev_hash != chain:
-            add(f"entry {seq}: prev_hash does not match the hash of the previous entry")
-        try:
-            if type(seq) is not int or type(reverses) not in _INT_OR_NONE:
-                raise TypeError("seq/reverses not integers")
-            text = prev_hash + fast_canonical(erow[:12], plist)
-            h = sha256(text.encode()).hexdigest()
-            if h != stored_hash:  # confirm with the reference encoder
-                h = _slow_hash(erow, plist)
-        except (TypeError, ValueError, AttributeError, UnicodeEncodeError) as exc:
-            h = None
-            add(f"entry {seq}: cannot encode ({exc})")
-        if h != stored_hash:
-            add(f"entry {seq}: hash mismatch")
-        chain = stored_hash
-
-        if reverses is not None and not (type(reverses) is int and 0 < reverses < seq):
-            add(f"entry {seq}: reverses {reverses!r} is not an earlier entry")
-        if not plist:  # a record-only entry (lottery draw, refusal, run marker)
-            continue
-
-        sums: dict[str, int] = {}
-        touched = None
-        i = 0
-        for pid, _e, idx, account, kind, amount, expires, lot in plist:
-            if idx != i:
-                add(f"entry {seq}: posting {pid} has idx {idx}, expected {i}")
-            i += 1
-            info = accounts.get(account) if type(account) is str else None
-            if info is None:
-                try:
-                    info = account_info(account)
-                except (InvalidAccount, TypeError):
-                    add(f"entry {seq}: posting {pid}: invalid account {account!r}")
-                    continue
-            if kind not in kinds_ok:
-                add(f"entry {seq}: posting {pid}: unknown kind {kind!r}")
-                continue
-            if type(amount) is not int:
-                add(f"entry {seq}: posting {pid}: amount {amount!r} is not an integer")
-                continue
-            sums[kind] = sums.get(kind, 0) + amount
-            t = info[0]
-            if t == "m":
-                if info[1] != kind:
-                    add(f"entry {seq}: posting {pid}: kind {kind} on account {account}")
-                if amount > 0:
-                    if expires is None or lot is not None:
-                        add(f"entry {seq}: posting {pid}: member credit without expires"
-                            " (or with lot)")
-                    elif not (type(expires) is str and expires >= eff):
-                        add(f"entry {seq}: posting {pid}: lot expires {expires!r} before {eff}")
-                    lots[pid] = [account, kind, expires, amount, eff]
-                else:
-                    linfo = lots.get(lot) if lot is not None else None
-                    if linfo is None or expires is not None:
-                        add(f"entry {seq}: posting {pid}: member debit does not name a known lot"
-                            f" ({lot!r})")
-                    elif linfo[0] != account or linfo[1] != kind:
-                        add(f"entry {seq}: posting {pid}: draws from lot {lot} of another account"
-                            " or kind")
-                    else:
-                        if not (linfo[4] <= eff <= linfo[2]):
-                            add(f"entry {seq}: posting {pid}: lot {lot} not open on {eff}")
-                        linfo[3] += amount
-                        if linfo[3] < 0:
-                            add(f"entry {seq}: lot {lot} goes below zero ({linfo[3]})")
-            else:
-                if expires is not None or lot is not None:
-                    add(f"entry {seq}: posting {pid}: expires/lot on non-member account {account}")
-                if t == "c" or t == "r":
-                    pair = (account, kind)
-                    running[pair] = running.get(pair, 0) + amount
-                    if touched is None:
-                        touched = [pair]
-                    else:
-                        touched.append(pair)
-        for kind, total in sums.items():
-            if total:
-                add(f"entry {seq}: does not sum to zero for {kind} ({total:+d})")
-        if touched:
-            for pair in touched:
-                v = running[pair]
-                if pair[0][0] == "c" and v < 0:
-                    add(f"entry {seq}: budget {pair[0]} ({pair[1]}) below zero ({v})")
-                elif pair[0][0] == "r" and v > 0:
-                    add(f"entry {seq}: receivable {pair[0]} ({pair[1]}) positive ({v})")
-
-    while group is not None:
-        for prow in group[1]:
-            add(f"entry {prow[1]}: posting {prow[0]} belongs to no entry")
-        group = next(groups, None)
-    return n_entries, n_postings
-
-
-_ENTRY_OF = itemgetter(1)
-_INT_OR_NONE = (int, type(None))
-
-
-def _slow_hash(erow, plist) -> str:
-    """The hash through the reference encoder (a mismatch, or unusual cell types)."""
-    return _sha256((erow[11] + entry_canonical(erow[:12], plist)).encode()).hexdigest()
+def _chain_task(chains: list, add, after: int, upto: int) -> Callable[[apsw.Connection], None]:
+    """The chain walk over after < seq <= upto, starting from the entry before it."""
+    def task(c: apsw.Connection) -> None:
+        state = ChainState()
+        before = c.execute("SELECT seq, hash FROM entries WHERE seq <= ? ORDER BY seq DESC"
+                           " LIMIT 1", (after,)).fetchone()
+        if before is not None:
+            state = ChainState(before[0] + 1, before[1])
+        check_chain(c, add, state, after, upto)
+        chains.append(state)
+    return task
 
 
 def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
@@ -238,24 +168,33 @@ def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
     own = bad if bad is not None else _Problems()
     chain = genesis
     n = 0
-    expected = None
-    for seq, eid, body, source, prev_hash, h in conn.execute(
-        "SELECT seq, id, body, source, prev_hash, hash FROM events ORDER BY seq"
-    ):
+    sha256 = _sha256
+    # SQLite joins the hashed text (as event_hash does); a NULL (a cell that is
+    # not text) or a mismatch is decided by event_hash itself.
+    for seq, eid, prev_hash, h, text in conn.execute(_EVENT_HASHED_BYTES):
         n += 1
         if prev_hash != chain:
             own.add(f"event {seq} ({eid}): prev_hash does not match the previous event")
-        if not isinstance(body, str) or not isinstance(source, str) or event_hash(prev_hash, body, source) != h:
-            own.add(f"event {seq} ({eid}): hash mismatch")
+        if text is None or sha256(text).hexdigest() != h:
+            body, source = conn.execute("SELECT body, source FROM events WHERE seq = ?",
+                                        (seq,)).fetchone()
+            if (not isinstance(body, str) or not isinstance(source, str)
+                    or event_hash(prev_hash, body, source) != h):
+                own.add(f"event {seq} ({eid}): hash mismatch")
         chain = h
-        expected = seq
-    del expected
     # The other columns are derived from `body` (the hashed truth); one SQL pass
     # finds any row whose columns disagree with it.
     for seq, eid in conn.execute(_EVENT_COLUMNS_DISAGREE):
         own.add(f"event {seq} ({eid}): stored columns disagree with its hashed body")
     return n
 
+
+_EVENT_HASHED_BYTES = """
+SELECT seq, id, prev_hash, hash,
+  CASE WHEN typeof(prev_hash) = 'text' AND typeof(body) = 'text' AND typeof(source) = 'text'
+  THEN CAST(prev_hash || body || char(31) || source AS BLOB) END
+FROM events ORDER BY seq
+"""
 
 _EVENT_COLUMNS_DISAGREE = """
 SELECT seq, id FROM events WHERE NOT json_valid(body)
