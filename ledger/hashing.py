@@ -50,8 +50,9 @@ def entry_hash(entry_row: Sequence, posting_rows: Sequence[Sequence]) -> str:
 
 # ---------------------------------------------------------------- fast path
 # The same text as entry_canonical(), built directly (the layout is fixed and
-# the keys are already in sorted order). Used by Journal.append and verify;
-# tests check it against entry_canonical().
+# the keys are already in sorted order). Used by Journal.append; verify builds
+# the same text in SQL (ledger/verify_chain.py). Tests check both against
+# entry_canonical().
 
 from json.encoder import encode_basestring as _str  # noqa: E402  (C, keeps non-ASCII)
 
