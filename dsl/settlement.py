@@ -1,6 +1,7 @@
 """One checkpoint of one campaign period: recompute every award, post the differences.
 
-`PeriodState` knows what each member was already paid per award (as of a date);
+`PaidHistory` reads what each member was already paid per award (as of a date),
+member by member beside the evaluation;
 `Checkpointer` evaluates the period with the events visible at the checkpoint,
 draws the lotteries that are due, and writes grants, reversals and refusals in
 one batch inside the checkpoint's transaction (see `dsl.workflow.Runner`).
@@ -11,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable
 
 from dsl.calendar import expiry_date, member_pay_date, period_pay_date
@@ -27,60 +27,75 @@ if TYPE_CHECKING:
     from dsl.workflow import Runner
 
 
-class PeriodState:
-    """What a campaign period has paid so far, per (award, member), as of a date.
+class PaidHistory:
+    """What a campaign period has paid each member per award, as of a checkpoint's date.
 
-    Loaded once per run from the journal (no memo is decoded but the member name
-    and the lottery winners) and moved forward date by date: a run visits its
-    checkpoints in date order, and entries of earlier runs dated later than the
-    current checkpoint are applied only when the run reaches their date. The
-    Runner drops every state when another process has written to the journal.
+    Read from the journal in member order, beside the evaluation (which yields its
+    members in the same order), so memory holds one member's entries at a time
+    instead of the whole period's. Entries of earlier runs dated after the checkpoint
+    do not count yet (a run visits its checkpoints in date order). `members`: read only
+    the entries of these members (through the postings' account index, so a late
+    checkpoint for a few members does not scan the whole period); `award`: only that award.
     """
 
-    def __init__(self, conn, campaign: str, period_id: str):
-        self.conn, self.campaign, self.period_id = conn, campaign, period_id
-        self.load()
-
-    def load(self) -> None:
-        self.paid: dict[tuple[str, str], int] = defaultdict(int)
-        self.grants: dict[tuple[str, str], list] = defaultdict(list)
-        self.draws: dict[str, set] = {}
-        self.future: list[tuple] = []
-        self.day = None
-        prefix = f"{self.period_id}:"
-        rows = self.conn.execute(
-            "SELECT e.effective, e.seq, e.step, e.reverses, "
-            "CASE WHEN e.step LIKE '%:draw' THEN json_extract(e.memo, '$.winners') "
-            "ELSE json_extract(e.memo, '$.member') END, "
+    def __init__(self, conn, campaign: str, period_id: str, day: dt.date,
+                 members: Iterable[str] | None = None, kinds: Iterable[str] = (),
+                 award: str | None = None):
+        self.prefix = f"{period_id}:"
+        params = {"campaign": campaign, "lo": self.prefix, "hi": period_id + ";",
+                  "day": day.isoformat(), "step": self.prefix + (award or "")}
+        steps = "e.step = :step" if award else "e.step >= :lo AND e.step < :hi"
+        if members is None:
+            which = "e.campaign = :campaign"
+        else:  # `+e.campaign`: never drive this by the campaign index
+            params["accounts"] = json.dumps(sorted(
+                account(m, k) for m in members for k in set(kinds)
+                for account in (member_account, receivable_account)))
+            which = ("e.seq IN (SELECT p.entry FROM postings p WHERE p.account IN "
+                     "(SELECT value FROM json_each(:accounts))) AND +e.campaign = :campaign")
+        # Ordered by member, then as the entries took effect; the ORDER BY sorts the whole
+        # result before the first row, so entries this checkpoint appends are not seen.
+        self.rows = conn.execute(
+            "SELECT json_extract(e.memo, '$.member') AS who, e.effective, e.seq, e.step, e.reverses, "
             "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
             " AND (p.account >= 'member:' AND p.account < 'member;' "
             "   OR p.account >= 'receivable:' AND p.account < 'receivable;')), 0) "
-            "FROM entries e WHERE e.campaign = ? AND e.step >= ? AND e.step < ? ORDER BY e.seq",
-            (self.campaign, prefix, self.period_id + ";"))
-        for effective, seq, step, reverses, who, net in rows:
-            award = step[len(prefix):]
-            if award.endswith(":draw"):  # a draw happens once, whatever its date
-                self.draws[award[:-5]] = set(json.loads(who or "[]"))
-            elif who is not None and not award.endswith(":refused"):
-                self.future.append((effective, seq, award, who, net, reverses))
-        self.future.sort()
+            f"FROM entries e WHERE {which} AND {steps} "
+            "AND e.effective <= :day AND substr(e.step, -5) <> ':draw' "
+            "AND substr(e.step, -8) <> ':refused' ORDER BY who, e.effective, e.seq", params)
+        self.row = next(self.rows, None)
 
-    def advance(self, day: dt.date) -> None:
-        """Apply every loaded entry dated on or before `day`."""
-        iso = day.isoformat()
-        n = 0
-        for effective, seq, award, member, net, reverses in self.future:
-            if effective > iso:
-                break
-            n += 1
-            self.paid[(award, member)] += net
+    def load(self, member: str, paid: dict, grants: dict) -> None:
+        """Add `member`'s entries to `paid` ((award, member) -> points) and `grants`
+        ((award, member) -> [[seq, points left]], oldest first). Members must be asked
+        for in ascending order; the entries of members skipped over are dropped."""
+        row, rows, cut = self.row, self.rows, len(self.prefix)
+        while row is not None and (row[0] is None or row[0] < member):
+            row = next(rows, None)
+        while row is not None and row[0] == member:
+            _, _, seq, step, reverses, net = row
+            key = (step[cut:], member)
+            paid[key] = paid.get(key, 0) + net
             if reverses is None and net > 0:
-                self.grants[(award, member)].append([seq, net])
+                grants.setdefault(key, []).append([seq, net])
             elif reverses is not None:
-                for g in self.grants[(award, member)]:
+                for g in grants.get(key, ()):
                     if g[0] == reverses:
                         g[1] += net
-        del self.future[:n]
+            row = next(rows, None)
+        self.row = row
+
+
+def load_draws(conn, campaign: str, period_id: str) -> dict[str, set]:
+    """The lotteries of a period already drawn (whatever their date): award -> winners."""
+    prefix = f"{period_id}:"
+    draws = {}
+    for step, winners in conn.execute(
+            "SELECT step, json_extract(memo, '$.winners') FROM entries WHERE campaign = ? "
+            "AND step >= ? AND step < ? AND substr(step, -5) = ':draw' ORDER BY seq",
+            (campaign, prefix, period_id + ";")):
+        draws[step[len(prefix):-5]] = set(json.loads(winners or "[]"))
+    return draws
 
 
 class Checkpointer:
@@ -93,9 +108,10 @@ class Checkpointer:
         self.plan = lc.plan
         self.cp = cp
         self.report = runner.report.campaign(lc.name)
-        state = runner.period_state(lc, cp.period)
-        state.advance(cp.day)
-        self.paid, self.grants, self.draws = state.paid, state.grants, state.draws
+        self.draws = runner.period_draws(lc, cp.period)
+        # The paid state of the member being settled only (see PaidHistory).
+        self.paid: dict[tuple[str, str], int] = {}
+        self.grants: dict[tuple[str, str], list] = {}
         budget = self.plan.campaign.budget
         self.budget_kind = budget.kind if budget else None
         self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
@@ -132,7 +148,12 @@ class Checkpointer:
         lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
         pending_draw = {a.name: [] for a in lotteries
                         if a.name not in self.draws and self._due_fixed(a)}
+        history = PaidHistory(self.r.conn, self.lc.name, cp.period.id, cp.day, members,
+                              self.award_kinds())
         for env in envs:
+            self.paid.clear()
+            self.grants.clear()
+            history.load(env.member, self.paid, self.grants)
             for award in self.plan.awards.values():
                 if award.lottery is not None:
                     if award.name in pending_draw:
@@ -147,6 +168,9 @@ class Checkpointer:
         for name, candidates in pending_draw.items():
             self.draw(self.plan.awards[name], candidates)
         self.flush()
+
+    def award_kinds(self) -> set[str]:
+        return {a.kind for a in self.plan.awards.values()}
 
     def _due_fixed(self, award: AwardPlan) -> bool:
         d = period_pay_date(award.pay, self.plan, self.cp.period)
@@ -302,5 +326,12 @@ class Checkpointer:
         if winners:
             envs = {env.member: env for env in evaluate(
                 self.r.conn, self.plan, self.cp.period, self.cp.day, self.r.wm, member=winners)}
+            # Nothing of a lottery award is paid before its draw; read it all the same.
+            self.paid.clear()
+            self.grants.clear()
+            history = PaidHistory(self.r.conn, self.lc.name, self.cp.period.id, self.cp.day,
+                                  winners, (award.kind,), award=award.name)
+            for m in sorted(winners):
+                history.load(m, self.paid, self.grants)
             for m in winners:  # paid in draw order, as drawn
                 self.settle(award, envs[m], pay_date=day)

@@ -37,7 +37,7 @@ from dsl.compiler import Period, Plan
 from dsl.errors import RunError
 from dsl.evaluator import window_of
 from dsl.loader import LoadedCampaign, RuleSet
-from dsl.settlement import Checkpointer, PeriodState
+from dsl.settlement import Checkpointer, load_draws
 from ledger import db
 from ledger.dates import day_of_month_after
 from ledger.errors import IdempotencyConflict, InsufficientPoints
@@ -81,9 +81,9 @@ class RunReport:
 class Runner:
     """Executes one `run --until` over a rule set; see the module docstring."""
 
-    # Paid-state caches kept at once (each holds every member of one campaign period):
-    # enough for the campaigns of one day, bounded so memory does not grow with periods.
-    MAX_STATES = 8
+    # Lottery draws (winners) of periods kept at once: enough for the campaigns of
+    # one day, bounded so memory does not grow with periods.
+    MAX_DRAWS = 8
 
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
                  progress: Callable[[int, int], None] | None = None):
@@ -95,7 +95,7 @@ class Runner:
         self.progress = progress
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.report = RunReport(until, self.wm)
-        self._states: dict[tuple[str, str], PeriodState] = {}
+        self._draws: dict[tuple[str, str], dict[str, set]] = {}
         self.done_until = self.completed_until()
         self.expired_upto: dt.date | None = None
         self.last_seq = 0  # the journal's last seq after this run's latest step
@@ -267,15 +267,18 @@ class Runner:
                       "rules": dict(sorted(self.rules.hashes.items()))})])
 
     # --- a campaign checkpoint: one transaction
-    def period_state(self, lc: LoadedCampaign, period: Period) -> "PeriodState":
+    def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, set]:
+        """The drawn lotteries of a period, award -> winners; a draw made at a checkpoint
+        is added by the Checkpointer. (What each member was paid is not cached: it is
+        read from the journal at each checkpoint, in member order, see PaidHistory.)"""
         key = (lc.name, period.id)
-        state = self._states.pop(key, None)
-        if state is None:
-            state = PeriodState(self.conn, lc.name, period.id)
-        self._states[key] = state  # most recently used last
-        while len(self._states) > self.MAX_STATES:  # an evicted state reloads from the journal
-            self._states.pop(next(iter(self._states)))
-        return state
+        draws = self._draws.pop(key, None)
+        if draws is None:
+            draws = load_draws(self.conn, lc.name, period.id)
+        self._draws[key] = draws  # most recently used last
+        while len(self._draws) > self.MAX_DRAWS:  # an evicted one reloads from the journal
+            self._draws.pop(next(iter(self._draws)))
+        return draws
 
     def head(self) -> int:
         """The journal's last seq (the rowid: an O(1) look-up)."""
@@ -293,11 +296,11 @@ class Runner:
     def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
         try:
             with self.own():
-                if self.head() != self.last_seq:  # another process wrote: cached states are stale
-                    self._states.clear()
+                if self.head() != self.last_seq:  # another process wrote: cached draws are stale
+                    self._draws.clear()
                 Checkpointer(self, lc, cp).run()
         except BaseException:
-            self._states.clear()  # memory may be ahead of the rollback
+            self._draws.clear()  # memory may be ahead of the rollback
             raise
 
 
