@@ -249,12 +249,21 @@ class Runner:
         # After the first call, only lots expiring since the last one are read; a grant
         # made this run with an expiry already past resets that (stale_lots).
         since = None if self.stale_lots else self.expired_upto
+        # One expiry date at a time: the journal holds every lot of one call in memory,
+        # and the last call of a run (to --until) would otherwise take in the lots of
+        # every remaining month at once. Same entries, in the same order (date, member).
         with self.own():
-            entries, points = self.journal.expire_lots(as_of, recorded=self.recorded, since=since)
+            dates = [dt.date.fromisoformat(d) for (d,) in self.conn.execute(
+                "SELECT DISTINCT expires FROM postings WHERE expires IS NOT NULL AND expires <= ? "
+                "AND expires > ? ORDER BY expires",
+                (as_of.isoformat(), since.isoformat() if since is not None else ""))]
+            for day in dates:
+                entries, points = self.journal.expire_lots(day, recorded=self.recorded, since=since)
+                since = day
+                self.report.expiries += entries
+                self.report.expired_points += points
+                self.report.entries += entries
         self.expired_upto, self.stale_lots = as_of, False
-        self.report.expiries += entries
-        self.report.expired_points += points
-        self.report.entries += entries
 
     def mark(self) -> None:
         key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
