@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Iterable
 
-from dsl.calendar import expiry_date, member_pay_date, period_pay_date
+from dsl.calendar import expiry_date, member_pay_date, period_pay_date, relevant_members
 from dsl.compiler import AwardPlan, MemberEnv, whole
 from dsl.errors import RunError
 from dsl.evaluator import evaluate, source_events
@@ -141,7 +141,8 @@ class Checkpointer:
 
     def run(self) -> None:
         cp = self.cp
-        members = cp.members
+        members = None if cp.everyone else relevant_members(
+            self.r.conn, self.plan, cp.period, cp.day, self.r.until, self.r.wm)
         envs: Iterable[MemberEnv]
         envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
                         member=None if members is None else list(members))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from typing import Callable
@@ -52,12 +53,40 @@ class CampaignReport:
     name: str
     entries: int = 0
     points: int = 0
-    members: set = attrs.field(factory=set)
+    members: "set | MemberTally" = attrs.field(factory=set)  # those awarded; only len() is used
     winners: int = 0
     draws: int = 0
     reversals: int = 0
     reversed_points: int = 0
     refused: list = attrs.field(factory=list)
+
+
+class MemberTally:
+    """The distinct members a campaign awarded in one run (`add`, `len`), kept in a
+    TEMP table of the run's connection (a temp file, bounded by its page cache)
+    instead of a set that would hold every member id in memory."""
+
+    _made = itertools.count(1)
+    FLUSH_EVERY = 10_000
+
+    def __init__(self, conn: apsw.Connection):
+        self.conn = conn
+        self.table = f"temp.run_awarded_{next(self._made)}"
+        self.buffer: list[tuple[str]] = []
+
+    def add(self, member: str) -> None:
+        self.buffer.append((member,))
+        if len(self.buffer) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.conn.executemany(f"INSERT OR IGNORE INTO {self.table} VALUES (?)", self.buffer)
+        self.buffer = []
+
+    def __len__(self) -> int:
+        self.flush()
+        return self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]
 
 
 @attrs.define
@@ -71,9 +100,14 @@ class RunReport:
     expiries: int = 0
     expired_points: int = 0
     entries: int = 0
+    # Makes each campaign's `members` (a set if None): see MemberTally.
+    member_tally: Callable[[], MemberTally] | None = attrs.field(default=None, eq=False, repr=False)
 
     def campaign(self, name: str) -> CampaignReport:
-        return self.campaigns.setdefault(name, CampaignReport(name))
+        if name not in self.campaigns:
+            members = self.member_tally() if self.member_tally else set()
+            self.campaigns[name] = CampaignReport(name, members=members)
+        return self.campaigns[name]
 
 
 # ---------------------------------------------------------------- the run
@@ -94,7 +128,7 @@ class Runner:
         self.recorded = until.isoformat()
         self.progress = progress
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-        self.report = RunReport(until, self.wm)
+        self.report = RunReport(until, self.wm, member_tally=lambda: MemberTally(conn))
         self._draws: dict[tuple[str, str], dict[str, set]] = {}
         self.done_until = self.completed_until()
         self.expired_upto: dt.date | None = None
@@ -149,14 +183,12 @@ class Runner:
         if not candidates:
             return []
         first = candidates[0]
-        out: dict[dt.date, set | None] = {d: None for d in candidates}
-        for d, members in relevant_days(self.conn, plan, period, first, self.until, self.wm).items():
-            if d not in out:
-                out[d] = set(members)
-            elif out[d] is not None:
-                out[d] |= members
-        return [Checkpoint(d, lc.name, period, None if m is None else tuple(sorted(m)))
-                for d, m in sorted(out.items())]
+        everyone = {d: True for d in candidates}
+        # Later days are for the members of that day's events only; who they are is read
+        # when the run gets there, so the agenda does not hold them all.
+        for d in relevant_days(self.conn, plan, period, first, self.until, self.wm):
+            everyone.setdefault(d, False)
+        return [Checkpoint(d, lc.name, period, e) for d, e in sorted(everyone.items())]
 
     def monthly_grid(self, plan: Plan, period: Period, day: int) -> list[dt.date]:
         """Day `day` of every month after the period starts, up to the month after it ends."""
