@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 from typing import TYPE_CHECKING, Iterable
 
@@ -85,6 +86,9 @@ class PaidHistory:
             row = next(rows, None)
         self.row = row
 
+    def close(self) -> None:
+        self.rows.close()
+
 
 def load_draws(conn, campaign: str, period_id: str) -> dict[str, set]:
     """The lotteries of a period already drawn (whatever their date): award -> winners."""
@@ -98,8 +102,61 @@ def load_draws(conn, campaign: str, period_id: str) -> dict[str, set]:
     return draws
 
 
+class LotteryCandidates:
+    """The members a lottery draws from, with their award, in a TEMP table of the run's
+    connection (a temp file, bounded by its page cache): read back sorted by member for
+    the digest and in draw order for the draw, never held all at once but for the
+    draw entry's own `order` list."""
+
+    _made = itertools.count(1)
+    FLUSH_EVERY = 10_000
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.table = f"temp.lottery_candidates_{next(self._made)}"
+        # Made before the checkpoint's queries start: a schema change (or a function
+        # registered again) aborts the statements running at that moment.
+        conn.execute(f"CREATE TABLE {self.table} (member TEXT NOT NULL, amount INTEGER NOT NULL)")
+        conn.create_scalar_function(
+            "lottery_rank", lambda seed, m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest(), 2,
+            deterministic=True)
+        self.buffer: list[tuple[str, int]] = []
+
+    def add(self, member: str, amount: int) -> None:
+        self.buffer.append((member, amount))
+        if len(self.buffer) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.conn.executemany(f"INSERT INTO {self.table} VALUES (?, ?)", self.buffer)
+        self.buffer = []
+
+    def digest(self) -> tuple[int, str]:
+        """(how many, sha256 of their names sorted and joined by newlines)."""
+        self.flush()
+        h, n = hashlib.sha256(), 0
+        for (member,) in self.conn.execute(f"SELECT member FROM {self.table} ORDER BY member"):
+            h.update(member.encode() if not n else b"\n" + member.encode())
+            n += 1
+        return n, h.hexdigest()
+
+    def in_draw_order(self, seed: str) -> Iterable[tuple[str, int]]:
+        """(member, amount) by sha256 of `seed|member` (its hex, then the name: the order
+        of a stable sort of the sorted names by that key)."""
+        self.flush()
+        return self.conn.execute(
+            f"SELECT member, amount FROM {self.table} ORDER BY lottery_rank(?, member), member", (seed,))
+
+    def drop(self) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
 class Checkpointer:
     """Recomputes one campaign period at one date and posts the differences."""
+
+    # Grants are appended in batches of this many entries (one validation and hash pass
+    # each), all in the checkpoint's one transaction: memory is bounded by the batch.
+    BATCH = 5_000
 
     def __init__(self, runner: Runner, lc: LoadedCampaign, cp: Checkpoint):
         self.r = runner
@@ -147,7 +204,7 @@ class Checkpointer:
         envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
                         member=None if members is None else list(members))
         lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
-        pending_draw = {a.name: [] for a in lotteries
+        pending_draw = {a.name: LotteryCandidates(self.r.conn) for a in lotteries
                         if a.name not in self.draws and self._due_fixed(a)}
         history = PaidHistory(self.r.conn, self.lc.name, cp.period.id, cp.day, members,
                               self.award_kinds())
@@ -160,14 +217,18 @@ class Checkpointer:
                     if award.name in pending_draw:
                         target = self.target(award, env)
                         if target:
-                            pending_draw[award.name].append((env.member, target))
+                            pending_draw[award.name].add(env.member, target)
                         continue
                     winners = self.draws.get(award.name)
                     if winners is None or env.member not in winners:
                         continue
                 self.settle(award, env)
+            if len(self.batch) >= self.BATCH:
+                self.flush()
+        history.close()
         for name, candidates in pending_draw.items():
             self.draw(self.plan.awards[name], candidates)
+            candidates.drop()
         self.flush()
 
     def award_kinds(self) -> set[str]:
@@ -290,34 +351,38 @@ class Checkpointer:
             self.report.entries += 1
             self.r.report.entries += 1
 
-    def draw(self, award: AwardPlan, candidates: list[tuple[str, int]]) -> None:
+    def draw(self, award: AwardPlan, candidates: LotteryCandidates) -> None:
         """The lottery: a seeded, recorded order; winners paid in that order."""
-        names = sorted(m for m, _ in candidates)
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        count, digest = candidates.digest()
         day = period_pay_date(award.pay, self.plan, self.cp.period)
         seed = award.lottery.seed or hashlib.sha256(
             f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
-        order = sorted(names, key=lambda m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest())
-        amounts = dict(candidates)
+        order: list[str] = []
         winners: list[str] = []
-        if award.lottery.winners is not None:
-            winners = order[: award.lottery.winners]
-        else:  # within budget: in draw order while the full award still fits
-            left = self.budget_left
-            for m in order:
-                if amounts[m] > left:
-                    break
-                winners.append(m)
-                left -= amounts[m]
+        left, fits = self.budget_left, True
+        for m, amount in candidates.in_draw_order(seed):
+            order.append(m)
+            if award.lottery.winners is not None:
+                if len(winners) < award.lottery.winners:
+                    winners.append(m)
+            elif fits:  # within budget: in draw order while the full award still fits
+                if amount > left:
+                    fits = False
+                else:
+                    winners.append(m)
+                    left -= amount
+        self.flush()  # the grants before the draw, then the draw entry alone: it holds `order`
         self.batch.append(NewEntry(
             key=f"draw:{self.lc.name}:{self.cp.period.id}:{award.name}", effective=self.cp.day,
             postings=(), recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}:draw",
             memo={"award": award.name, "seed": seed, "candidates_digest": digest,
-                  "candidates": len(names), "order": order, "winners": winners,
+                  "candidates": count, "order": order, "winners": winners,
                   "rule": (f"{award.lottery.winners} winners" if award.lottery.winners is not None
                            else "draw order within budget")}))
         self.pending.append([None, 0])
+        del order
+        self.flush()
         self.draws[award.name] = set(winners)
         self.report.draws += 1
         self.report.winners += len(winners)

@@ -72,6 +72,8 @@ class MemberTally:
     def __init__(self, conn: apsw.Connection):
         self.conn = conn
         self.table = f"temp.run_awarded_{next(self._made)}"
+        # Made here, between steps: a schema change aborts the statements running then.
+        conn.execute(f"CREATE TABLE {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
         self.buffer: list[tuple[str]] = []
 
     def add(self, member: str) -> None:
@@ -80,7 +82,6 @@ class MemberTally:
             self.flush()
 
     def flush(self) -> None:
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
         self.conn.executemany(f"INSERT OR IGNORE INTO {self.table} VALUES (?)", self.buffer)
         self.buffer = []
 
