@@ -72,7 +72,8 @@ class MemberTally:
     def __init__(self, conn: apsw.Connection):
         self.conn = conn
         self.table = f"temp.run_awarded_{next(self._made)}"
-        # Made here, between steps: a schema change aborts the statements running then.
+        # Made as the campaign's first checkpoint starts, before its queries: a schema
+        # change aborts the statements running at that moment.
         conn.execute(f"CREATE TABLE {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
         self.buffer: list[tuple[str]] = []
 
