@@ -8,7 +8,6 @@ change a period's awards). `dsl.workflow` turns this into the run's agenda.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 
 import attrs
 
@@ -92,28 +91,44 @@ class Checkpoint:
     day: dt.date
     campaign: str
     period: Period
-    members: tuple[str, ...] | None  # None: everyone
+    everyone: bool  # False: only the members of `relevant_members` that day
 
 
-def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.date, wm: int) -> dict[dt.date, set]:
-    """Days after `after` with an event that may change this period's awards, and whose members."""
-    install_tables(conn, plan)
-    params = query_params(plan, period, until, wm, None)
-    params.update(after=after.isoformat(), until=until.isoformat())
+def _relevance_queries(plan: Plan, select: tuple[str, str], days: str) -> list[str]:
+    """The queries for events that may change a period's awards: `select` is what to
+    return of the event itself and of an undo event; `days` bounds `{e}.day`."""
     any_match = " OR ".join(f"({sql})" for sql in plan.match_sql.values())
-    out: dict[dt.date, set] = defaultdict(set)
-    sql = (f"SELECT DISTINCT e.day, e.member FROM events e WHERE e.type IN ({plan.type_params}) "
-           f"AND e.day > :after AND e.day <= :until AND e.seq <= :wm AND ({any_match})")
-    for day, member in conn.execute(sql, params):
-        out[dt.date.fromisoformat(day)].add(member)
+    out = [f"SELECT DISTINCT {select[0]} FROM events e WHERE e.type IN ({plan.type_params}) "
+           f"AND {days.format(e='e')} AND e.seq <= :wm AND ({any_match})"]
     if plan.undo_types:
         # The cancelled event no longer matches its stream (it is undone): test what
         # it was before, the stream's predicate without its undo clause.
         as_before = " OR ".join(f"({sql})" for sql in plan.match_sql_undone.values())
-        sql = (f"SELECT DISTINCT u.day, u.member FROM events u JOIN events e ON e.id = u.ref "
-               f"WHERE u.type IN ({plan.undo_params}) AND u.day > :after AND u.day <= :until "
-               f"AND u.seq <= :wm AND e.seq <= :wm AND ({as_before})")
-        for day, member in conn.execute(sql, params):
-            out[dt.date.fromisoformat(day)].add(member)
+        out.append(f"SELECT DISTINCT {select[1]} FROM events u JOIN events e ON e.id = u.ref "
+                   f"WHERE u.type IN ({plan.undo_params}) AND {days.format(e='u')} "
+                   f"AND u.seq <= :wm AND e.seq <= :wm AND ({as_before})")
     return out
 
+
+def relevant_days(conn, plan: Plan, period: Period, after: dt.date, until: dt.date, wm: int) -> set[dt.date]:
+    """Days after `after` with an event that may change this period's awards (their
+    members are read when the run reaches the day: `relevant_members`)."""
+    install_tables(conn, plan)
+    params = query_params(plan, period, until, wm, None)
+    params.update(after=after.isoformat(), until=until.isoformat())
+    out = set()
+    for sql in _relevance_queries(plan, ("e.day", "u.day"), "{e}.day > :after AND {e}.day <= :until"):
+        out.update(dt.date.fromisoformat(day) for (day,) in conn.execute(sql, params))
+    return out
+
+
+def relevant_members(conn, plan: Plan, period: Period, day: dt.date, until: dt.date, wm: int) -> list[str]:
+    """The members with an event on `day` that may change this period's awards, sorted
+    (the same events as `relevant_days`, `until` its bound)."""
+    install_tables(conn, plan)
+    params = query_params(plan, period, until, wm, None)
+    params.update(day=day.isoformat())
+    out = set()
+    for sql in _relevance_queries(plan, ("e.member", "u.member"), "{e}.day = :day"):
+        out.update(member for (member,) in conn.execute(sql, params))
+    return sorted(out)

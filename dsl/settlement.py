@@ -1,6 +1,7 @@
 """One checkpoint of one campaign period: recompute every award, post the differences.
 
-`PeriodState` knows what each member was already paid per award (as of a date);
+`PaidHistory` reads what each member was already paid per award (as of a date),
+member by member beside the evaluation;
 `Checkpointer` evaluates the period with the events visible at the checkpoint,
 draws the lotteries that are due, and writes grants, reversals and refusals in
 one batch inside the checkpoint's transaction (see `dsl.workflow.Runner`).
@@ -12,12 +13,12 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
+import itertools
 import json
-from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable
 
 from dsl import ast
-from dsl.calendar import expiry_date, member_pay_date, period_pay_date
+from dsl.calendar import expiry_date, member_pay_date, period_pay_date, relevant_members
 from dsl.compiler import AwardPlan, MemberEnv, whole
 from dsl.errors import RunError
 from dsl.evaluator import evaluate, source_events
@@ -30,60 +31,127 @@ if TYPE_CHECKING:
     from dsl.workflow import Runner
 
 
-class PeriodState:
-    """What a campaign period has paid so far, per (award, member), as of a date.
+class PaidHistory:
+    """What a campaign period has paid each member per award, as of a checkpoint's date.
 
-    Loaded once per run from the journal (no memo is decoded but the member name
-    and the lottery winners) and moved forward date by date: a run visits its
-    checkpoints in date order, and entries of earlier runs dated later than the
-    current checkpoint are applied only when the run reaches their date. The
-    Runner drops every state when another process has written to the journal.
+    Read from the journal in member order, beside the evaluation (which yields its
+    members in the same order), so memory holds one member's entries at a time
+    instead of the whole period's. Entries of earlier runs dated after the checkpoint
+    do not count yet (a run visits its checkpoints in date order). `members`: read only
+    the entries of these members (through the postings' account index, so a late
+    checkpoint for a few members does not scan the whole period); `award`: only that award.
     """
 
-    def __init__(self, conn, campaign: str, period_id: str):
-        self.conn, self.campaign, self.period_id = conn, campaign, period_id
-        self.load()
-
-    def load(self) -> None:
-        self.paid: dict[tuple[str, str], int] = defaultdict(int)
-        self.grants: dict[tuple[str, str], list] = defaultdict(list)
-        self.draws: dict[str, set] = {}
-        self.future: list[tuple] = []
-        self.day = None
-        prefix = f"{self.period_id}:"
-        rows = self.conn.execute(
-            "SELECT e.effective, e.seq, e.step, e.reverses, "
-            "CASE WHEN e.step LIKE '%:draw' THEN json_extract(e.memo, '$.winners') "
-            "ELSE json_extract(e.memo, '$.member') END, "
+    def __init__(self, conn, campaign: str, period_id: str, day: dt.date,
+                 members: Iterable[str] | None = None, kinds: Iterable[str] = (),
+                 award: str | None = None):
+        self.prefix = f"{period_id}:"
+        params = {"campaign": campaign, "lo": self.prefix, "hi": period_id + ";",
+                  "day": day.isoformat(), "step": self.prefix + (award or "")}
+        steps = "e.step = :step" if award else "e.step >= :lo AND e.step < :hi"
+        if members is None:
+            which = "e.campaign = :campaign"
+        else:  # `+e.campaign`: never drive this by the campaign index
+            params["accounts"] = json.dumps(sorted(
+                account(m, k) for m in members for k in set(kinds)
+                for account in (member_account, receivable_account)))
+            which = ("e.seq IN (SELECT p.entry FROM postings p WHERE p.account IN "
+                     "(SELECT value FROM json_each(:accounts))) AND +e.campaign = :campaign")
+        # Ordered by member, then as the entries took effect; the ORDER BY sorts the whole
+        # result before the first row, so entries this checkpoint appends are not seen.
+        self.rows = conn.execute(
+            "SELECT json_extract(e.memo, '$.member') AS who, e.effective, e.seq, e.step, e.reverses, "
             "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
             " AND (p.account >= 'member:' AND p.account < 'member;' "
             "   OR p.account >= 'receivable:' AND p.account < 'receivable;')), 0) "
-            "FROM entries e WHERE e.campaign = ? AND e.step >= ? AND e.step < ? ORDER BY e.seq",
-            (self.campaign, prefix, self.period_id + ";"))
-        for effective, seq, step, reverses, who, net in rows:
-            award = step[len(prefix):]
-            if award.endswith(":draw"):  # a draw happens once, whatever its date
-                self.draws[award[:-5]] = set(json.loads(who or "[]"))
-            elif who is not None and not award.endswith(":refused"):
-                self.future.append((effective, seq, award, who, net, reverses))
-        self.future.sort()
+            f"FROM entries e WHERE {which} AND {steps} "
+            "AND e.effective <= :day AND substr(e.step, -5) <> ':draw' "
+            "AND substr(e.step, -8) <> ':refused' ORDER BY who, e.effective, e.seq", params)
+        self.row = next(self.rows, None)
 
-    def advance(self, day: dt.date) -> None:
-        """Apply every loaded entry dated on or before `day`."""
-        iso = day.isoformat()
-        n = 0
-        for effective, seq, award, member, net, reverses in self.future:
-            if effective > iso:
-                break
-            n += 1
-            self.paid[(award, member)] += net
+    def load(self, member: str, paid: dict, grants: dict) -> None:
+        """Add `member`'s entries to `paid` ((award, member) -> points) and `grants`
+        ((award, member) -> [[seq, points left]], oldest first). Members must be asked
+        for in ascending order; the entries of members skipped over are dropped."""
+        row, rows, cut = self.row, self.rows, len(self.prefix)
+        while row is not None and (row[0] is None or row[0] < member):
+            row = next(rows, None)
+        while row is not None and row[0] == member:
+            _, _, seq, step, reverses, net = row
+            key = (step[cut:], member)
+            paid[key] = paid.get(key, 0) + net
             if reverses is None and net > 0:
-                self.grants[(award, member)].append([seq, net])
+                grants.setdefault(key, []).append([seq, net])
             elif reverses is not None:
-                for g in self.grants[(award, member)]:
+                for g in grants.get(key, ()):
                     if g[0] == reverses:
                         g[1] += net
-        del self.future[:n]
+            row = next(rows, None)
+        self.row = row
+
+    def close(self) -> None:
+        self.rows.close()
+
+
+def load_draws(conn, campaign: str, period_id: str) -> dict[str, set]:
+    """The lotteries of a period already drawn (whatever their date): award -> winners."""
+    prefix = f"{period_id}:"
+    draws = {}
+    for step, winners in conn.execute(
+            "SELECT step, json_extract(memo, '$.winners') FROM entries WHERE campaign = ? "
+            "AND step >= ? AND step < ? AND substr(step, -5) = ':draw' ORDER BY seq",
+            (campaign, prefix, period_id + ";")):
+        draws[step[len(prefix):-5]] = set(json.loads(winners or "[]"))
+    return draws
+
+
+class LotteryCandidates:
+    """The members a lottery draws from, with their award, in a TEMP table of the run's
+    connection (a temp file, bounded by its page cache): read back sorted by member for
+    the digest and in draw order for the draw, never held all at once but for the
+    draw entry's own `order` list."""
+
+    _made = itertools.count(1)
+    FLUSH_EVERY = 10_000
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.table = f"temp.lottery_candidates_{next(self._made)}"
+        # Made before the checkpoint's queries start: a schema change (or a function
+        # registered again) aborts the statements running at that moment.
+        conn.execute(f"CREATE TABLE {self.table} (member TEXT NOT NULL, amount INTEGER NOT NULL)")
+        conn.create_scalar_function(
+            "lottery_rank", lambda seed, m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest(), 2,
+            deterministic=True)
+        self.buffer: list[tuple[str, int]] = []
+
+    def add(self, member: str, amount: int) -> None:
+        self.buffer.append((member, amount))
+        if len(self.buffer) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.conn.executemany(f"INSERT INTO {self.table} VALUES (?, ?)", self.buffer)
+        self.buffer = []
+
+    def digest(self) -> tuple[int, str]:
+        """(how many, sha256 of their names sorted and joined by newlines)."""
+        self.flush()
+        h, n = hashlib.sha256(), 0
+        for (member,) in self.conn.execute(f"SELECT member FROM {self.table} ORDER BY member"):
+            h.update(member.encode() if not n else b"\n" + member.encode())
+            n += 1
+        return n, h.hexdigest()
+
+    def in_draw_order(self, seed: str) -> Iterable[tuple[str, int]]:
+        """(member, amount) by sha256 of `seed|member` (its hex, then the name: the order
+        of a stable sort of the sorted names by that key)."""
+        self.flush()
+        return self.conn.execute(
+            f"SELECT member, amount FROM {self.table} ORDER BY lottery_rank(?, member), member", (seed,))
+
+    def drop(self) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
 @contextlib.contextmanager
@@ -100,6 +168,10 @@ def _gc_paused():
 class Checkpointer:
     """Recomputes one campaign period at one date and posts the differences."""
 
+    # Grants are appended in batches of this many entries (one validation and hash pass
+    # each), all in the checkpoint's one transaction: memory is bounded by the batch.
+    BATCH = 5_000
+
     def __init__(self, runner: Runner, lc: LoadedCampaign, cp: Checkpoint):
         self.r = runner
         self.j = runner.journal
@@ -107,9 +179,10 @@ class Checkpointer:
         self.plan = lc.plan
         self.cp = cp
         self.report = runner.report.campaign(lc.name)
-        state = runner.period_state(lc, cp.period)
-        state.advance(cp.day)
-        self.paid, self.grants, self.draws = state.paid, state.grants, state.draws
+        self.draws = runner.period_draws(lc, cp.period)
+        # The paid state of the member being settled only (see PaidHistory).
+        self.paid: dict[tuple[str, str], int] = {}
+        self.grants: dict[tuple[str, str], list] = {}
         budget = self.plan.campaign.budget
         self.budget_kind = budget.kind if budget else None
         self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
@@ -146,7 +219,8 @@ class Checkpointer:
 
     def _run(self) -> None:
         cp = self.cp
-        members = cp.members
+        members = None if cp.everyone else relevant_members(
+            self.r.conn, self.plan, cp.period, cp.day, self.r.until, self.r.wm)
         # Dates that do not depend on the member, computed once per checkpoint (a card
         # cycle grants to every member with the same payment and expiry dates).
         self.fixed_pay = {a.name: period_pay_date(a.pay, self.plan, cp.period)
@@ -156,23 +230,35 @@ class Checkpointer:
         envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
                         member=None if members is None else list(members))
         lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
-        pending_draw = {a.name: [] for a in lotteries
+        pending_draw = {a.name: LotteryCandidates(self.r.conn) for a in lotteries
                         if a.name not in self.draws and self._due_fixed(a)}
+        history = PaidHistory(self.r.conn, self.lc.name, cp.period.id, cp.day, members,
+                              self.award_kinds())
         for env in envs:
+            self.paid.clear()
+            self.grants.clear()
+            history.load(env.member, self.paid, self.grants)
             for award in self.plan.awards.values():
                 if award.lottery is not None:
                     if award.name in pending_draw:
                         target = self.target(award, env)
                         if target:
-                            pending_draw[award.name].append((env.member, target))
+                            pending_draw[award.name].add(env.member, target)
                         continue
                     winners = self.draws.get(award.name)
                     if winners is None or env.member not in winners:
                         continue
                 self.settle(award, env)
+            if len(self.batch) >= self.BATCH:
+                self.flush()
+        history.close()
         for name, candidates in pending_draw.items():
             self.draw(self.plan.awards[name], candidates)
+            candidates.drop()
         self.flush()
+
+    def award_kinds(self) -> set[str]:
+        return {a.kind for a in self.plan.awards.values()}
 
     def _due_fixed(self, award: AwardPlan) -> bool:
         d = period_pay_date(award.pay, self.plan, self.cp.period)
@@ -296,34 +382,38 @@ class Checkpointer:
             self.report.entries += 1
             self.r.report.entries += 1
 
-    def draw(self, award: AwardPlan, candidates: list[tuple[str, int]]) -> None:
+    def draw(self, award: AwardPlan, candidates: LotteryCandidates) -> None:
         """The lottery: a seeded, recorded order; winners paid in that order."""
-        names = sorted(m for m, _ in candidates)
-        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+        count, digest = candidates.digest()
         day = period_pay_date(award.pay, self.plan, self.cp.period)
         seed = award.lottery.seed or hashlib.sha256(
             f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
-        order = sorted(names, key=lambda m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest())
-        amounts = dict(candidates)
+        order: list[str] = []
         winners: list[str] = []
-        if award.lottery.winners is not None:
-            winners = order[: award.lottery.winners]
-        else:  # within budget: in draw order while the full award still fits
-            left = self.budget_left
-            for m in order:
-                if amounts[m] > left:
-                    break
-                winners.append(m)
-                left -= amounts[m]
+        left, fits = self.budget_left, True
+        for m, amount in candidates.in_draw_order(seed):
+            order.append(m)
+            if award.lottery.winners is not None:
+                if len(winners) < award.lottery.winners:
+                    winners.append(m)
+            elif fits:  # within budget: in draw order while the full award still fits
+                if amount > left:
+                    fits = False
+                else:
+                    winners.append(m)
+                    left -= amount
+        self.flush()  # the grants before the draw, then the draw entry alone: it holds `order`
         self.batch.append(NewEntry(
             key=f"draw:{self.lc.name}:{self.cp.period.id}:{award.name}", effective=self.cp.day,
             postings=(), recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}:draw",
             memo={"award": award.name, "seed": seed, "candidates_digest": digest,
-                  "candidates": len(names), "order": order, "winners": winners,
+                  "candidates": count, "order": order, "winners": winners,
                   "rule": (f"{award.lottery.winners} winners" if award.lottery.winners is not None
                            else "draw order within budget")}))
         self.pending.append([None, 0])
+        del order
+        self.flush()
         self.draws[award.name] = set(winners)
         self.report.draws += 1
         self.report.winners += len(winners)
@@ -333,5 +423,12 @@ class Checkpointer:
         if winners:
             envs = {env.member: env for env in evaluate(
                 self.r.conn, self.plan, self.cp.period, self.cp.day, self.r.wm, member=winners)}
+            # Nothing of a lottery award is paid before its draw; read it all the same.
+            self.paid.clear()
+            self.grants.clear()
+            history = PaidHistory(self.r.conn, self.lc.name, self.cp.period.id, self.cp.day,
+                                  winners, (award.kind,), award=award.name)
+            for m in sorted(winners):
+                history.load(m, self.paid, self.grants)
             for m in winners:  # paid in draw order, as drawn
                 self.settle(award, envs[m], pay_date=day)

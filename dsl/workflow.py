@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from typing import Callable
@@ -37,7 +38,7 @@ from dsl.compiler import Period, Plan
 from dsl.errors import RunError
 from dsl.evaluator import window_of
 from dsl.loader import LoadedCampaign, RuleSet
-from dsl.settlement import Checkpointer, PeriodState
+from dsl.settlement import Checkpointer, load_draws
 from ledger import db
 from ledger.dates import day_of_month_after
 from ledger.errors import IdempotencyConflict, InsufficientPoints
@@ -52,12 +53,42 @@ class CampaignReport:
     name: str
     entries: int = 0
     points: int = 0
-    members: set = attrs.field(factory=set)
+    members: "set | MemberTally" = attrs.field(factory=set)  # those awarded; only len() is used
     winners: int = 0
     draws: int = 0
     reversals: int = 0
     reversed_points: int = 0
     refused: list = attrs.field(factory=list)
+
+
+class MemberTally:
+    """The distinct members a campaign awarded in one run (`add`, `len`), kept in a
+    TEMP table of the run's connection (a temp file, bounded by its page cache)
+    instead of a set that would hold every member id in memory."""
+
+    _made = itertools.count(1)
+    FLUSH_EVERY = 10_000
+
+    def __init__(self, conn: apsw.Connection):
+        self.conn = conn
+        self.table = f"temp.run_awarded_{next(self._made)}"
+        # Made as the campaign's first checkpoint starts, before its queries: a schema
+        # change aborts the statements running at that moment.
+        conn.execute(f"CREATE TABLE {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.buffer: list[tuple[str]] = []
+
+    def add(self, member: str) -> None:
+        self.buffer.append((member,))
+        if len(self.buffer) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.conn.executemany(f"INSERT OR IGNORE INTO {self.table} VALUES (?)", self.buffer)
+        self.buffer = []
+
+    def __len__(self) -> int:
+        self.flush()
+        return self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]
 
 
 @attrs.define
@@ -71,9 +102,14 @@ class RunReport:
     expiries: int = 0
     expired_points: int = 0
     entries: int = 0
+    # Makes each campaign's `members` (a set if None): see MemberTally.
+    member_tally: Callable[[], MemberTally] | None = attrs.field(default=None, eq=False, repr=False)
 
     def campaign(self, name: str) -> CampaignReport:
-        return self.campaigns.setdefault(name, CampaignReport(name))
+        if name not in self.campaigns:
+            members = self.member_tally() if self.member_tally else set()
+            self.campaigns[name] = CampaignReport(name, members=members)
+        return self.campaigns[name]
 
 
 # ---------------------------------------------------------------- the run
@@ -81,9 +117,10 @@ class RunReport:
 class Runner:
     """Executes one `run --until` over a rule set; see the module docstring."""
 
-    # Paid-state caches kept at once (each holds every member of one campaign period):
-    # enough for the campaigns of one day, bounded so memory does not grow with periods.
-    MAX_STATES = 8
+    # Lottery draws (winners) of periods kept at once: enough for the campaigns of
+    # one day, bounded so memory does not grow with periods.
+    MAX_DRAWS = 8
+    RUN_CACHE_KIB = 16 * 1024  # see bounded_cache
 
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
                  progress: Callable[[int, int], None] | None = None):
@@ -94,8 +131,8 @@ class Runner:
         self.recorded = until.isoformat()
         self.progress = progress
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-        self.report = RunReport(until, self.wm)
-        self._states: dict[tuple[str, str], PeriodState] = {}
+        self.report = RunReport(until, self.wm, member_tally=lambda: MemberTally(conn))
+        self._draws: dict[tuple[str, str], dict[str, set]] = {}
         self.done_until = self.completed_until()
         self.expired_upto: dt.date | None = None
         self.last_seq = 0  # the journal's last seq after this run's latest step
@@ -149,14 +186,12 @@ class Runner:
         if not candidates:
             return []
         first = candidates[0]
-        out: dict[dt.date, set | None] = {d: None for d in candidates}
-        for d, members in relevant_days(self.conn, plan, period, first, self.until, self.wm).items():
-            if d not in out:
-                out[d] = set(members)
-            elif out[d] is not None:
-                out[d] |= members
-        return [Checkpoint(d, lc.name, period, None if m is None else tuple(sorted(m)))
-                for d, m in sorted(out.items())]
+        everyone = {d: True for d in candidates}
+        # Later days are for the members of that day's events only; who they are is read
+        # when the run gets there, so the agenda does not hold them all.
+        for d in relevant_days(self.conn, plan, period, first, self.until, self.wm):
+            everyone.setdefault(d, False)
+        return [Checkpoint(d, lc.name, period, e) for d, e in sorted(everyone.items())]
 
     def monthly_grid(self, plan: Plan, period: Period, day: int) -> list[dt.date]:
         """Day `day` of every month after the period starts, up to the month after it ends."""
@@ -175,6 +210,24 @@ class Runner:
         return out
 
     def run(self) -> RunReport:
+        with self.bounded_cache():
+            return self._run()
+
+    @contextlib.contextmanager
+    def bounded_cache(self):
+        """SQLite's page cache, and so each sorter's memory (SQLite sizes a sorter's
+        in-memory run by the cache), at RUN_CACHE_KIB for the run: the journal asks
+        for 64 MiB, and a run holds several sorters at once (the evaluation's main and
+        side queries, the paid history); a run appends in batches of a few thousand
+        entries, so it does not need the bigger cache."""
+        (before,) = self.conn.execute("PRAGMA cache_size").fetchone()
+        self.conn.execute(f"PRAGMA cache_size=-{self.RUN_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size={before}")
+
+    def _run(self) -> RunReport:
         days = self.agenda()
         if self.done_until is not None:
             days = {d: tasks for d, tasks in days.items() if d > self.done_until}
@@ -249,12 +302,21 @@ class Runner:
         # After the first call, only lots expiring since the last one are read; a grant
         # made this run with an expiry already past resets that (stale_lots).
         since = None if self.stale_lots else self.expired_upto
+        # One expiry date at a time: the journal holds every lot of one call in memory,
+        # and the last call of a run (to --until) would otherwise take in the lots of
+        # every remaining month at once. Same entries, in the same order (date, member).
         with self.own():
-            entries, points = self.journal.expire_lots(as_of, recorded=self.recorded, since=since)
+            dates = [dt.date.fromisoformat(d) for (d,) in self.conn.execute(
+                "SELECT DISTINCT expires FROM postings WHERE expires IS NOT NULL AND expires <= ? "
+                "AND expires > ? ORDER BY expires",
+                (as_of.isoformat(), since.isoformat() if since is not None else ""))]
+            for day in dates:
+                entries, points = self.journal.expire_lots(day, recorded=self.recorded, since=since)
+                since = day
+                self.report.expiries += entries
+                self.report.expired_points += points
+                self.report.entries += entries
         self.expired_upto, self.stale_lots = as_of, False
-        self.report.expiries += entries
-        self.report.expired_points += points
-        self.report.entries += entries
 
     def mark(self) -> None:
         key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
@@ -267,15 +329,18 @@ class Runner:
                       "rules": dict(sorted(self.rules.hashes.items()))})])
 
     # --- a campaign checkpoint: one transaction
-    def period_state(self, lc: LoadedCampaign, period: Period) -> "PeriodState":
+    def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, set]:
+        """The drawn lotteries of a period, award -> winners; a draw made at a checkpoint
+        is added by the Checkpointer. (What each member was paid is not cached: it is
+        read from the journal at each checkpoint, in member order, see PaidHistory.)"""
         key = (lc.name, period.id)
-        state = self._states.pop(key, None)
-        if state is None:
-            state = PeriodState(self.conn, lc.name, period.id)
-        self._states[key] = state  # most recently used last
-        while len(self._states) > self.MAX_STATES:  # an evicted state reloads from the journal
-            self._states.pop(next(iter(self._states)))
-        return state
+        draws = self._draws.pop(key, None)
+        if draws is None:
+            draws = load_draws(self.conn, lc.name, period.id)
+        self._draws[key] = draws  # most recently used last
+        while len(self._draws) > self.MAX_DRAWS:  # an evicted one reloads from the journal
+            self._draws.pop(next(iter(self._draws)))
+        return draws
 
     def head(self) -> int:
         """The journal's last seq (the rowid: an O(1) look-up)."""
@@ -293,11 +358,11 @@ class Runner:
     def checkpoint(self, lc: LoadedCampaign, cp: Checkpoint) -> None:
         try:
             with self.own():
-                if self.head() != self.last_seq:  # another process wrote: cached states are stale
-                    self._states.clear()
+                if self.head() != self.last_seq:  # another process wrote: cached draws are stale
+                    self._draws.clear()
                 Checkpointer(self, lc, cp).run()
         except BaseException:
-            self._states.clear()  # memory may be ahead of the rollback
+            self._draws.clear()  # memory may be ahead of the rollback
             raise
 
 
