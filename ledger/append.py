@@ -35,6 +35,9 @@ from ledger.model import Entry, NewEntry, Posting
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
 
 # Valid account name -> (type letter, kind or None); bounded, cleared when full.
+# ~160 bytes an entry: 100,000 keeps a busy batch's members (~16 MB) without
+# growing with every member a long run ever touches (1M members: ~250 MB).
+_ACCOUNT_CACHE_MAX = 100_000
 _ACCOUNTS: dict[str, tuple[str, str | None]] = {}
 
 
@@ -60,7 +63,7 @@ def account_info(account: Any) -> tuple[str, str | None]:
         info = (acct.type[0], acct.kind)
         if type(account) is not str:
             return info
-    if len(_ACCOUNTS) > 2_000_000:
+    if len(_ACCOUNTS) > _ACCOUNT_CACHE_MAX:
         _ACCOUNTS.clear()
     _ACCOUNTS[account] = info
     return info
