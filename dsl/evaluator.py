@@ -18,6 +18,7 @@ import apsw
 
 from dsl import tables as tables_mod
 from dsl.compiler import MemberEnv, Period, Plan, Scan
+from ledger.db import page_cache
 
 FAR_PAST, FAR_FUTURE = "0001-01-01", "9999-12-31"
 EVENTS_SLOT = "__events__"  # JSON list of the member's event ids that belong to a stream
@@ -110,11 +111,8 @@ def _execute(conn, sql: str, params, member):
     (cache,) = conn.execute("PRAGMA cache_size").fetchone()
     if 0 <= cache or -cache <= SORT_CACHE_KIB:
         return conn.execute(sql, params)
-    conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
-    try:
+    with page_cache(conn, SORT_CACHE_KIB):
         return conn.execute(sql, params)
-    finally:
-        conn.execute(f"PRAGMA cache_size={int(cache)}")
 
 
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:

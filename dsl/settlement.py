@@ -9,9 +9,7 @@ one batch inside the checkpoint's transaction (see `dsl.workflow.Runner`).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import hashlib
 import itertools
 import json
@@ -24,6 +22,7 @@ from dsl.errors import RunError
 from dsl.evaluator import evaluate, source_events
 from dsl.loader import LoadedCampaign
 from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
+from ledger.db import gc_paused
 from ledger.model import NewEntry, Posting
 
 if TYPE_CHECKING:
@@ -154,17 +153,6 @@ class LotteryCandidates:
         self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
-@contextlib.contextmanager
-def _gc_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class Checkpointer:
     """Recomputes one campaign period at one date and posts the differences."""
 
@@ -214,7 +202,7 @@ class Checkpointer:
         # The cyclic GC would walk the growing batch (an entry, postings and a memo per
         # grant, none of them in a cycle) again and again: ~1 s CPU of a 1M-event card
         # cycle. Journal.append pauses it the same way while it writes the batch.
-        with _gc_paused():
+        with gc_paused():
             self._run()
 
     def _run(self) -> None:

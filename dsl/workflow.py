@@ -120,7 +120,7 @@ class Runner:
     # Lottery draws (winners) of periods kept at once: enough for the campaigns of
     # one day, bounded so memory does not grow with periods.
     MAX_DRAWS = 8
-    RUN_CACHE_KIB = 16 * 1024  # see bounded_cache
+    RUN_CACHE_KIB = 16 * 1024  # see run()
 
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
                  progress: Callable[[int, int], None] | None = None):
@@ -210,22 +210,12 @@ class Runner:
         return out
 
     def run(self) -> RunReport:
-        with self.bounded_cache():
+        # SQLite's page cache, and so each sorter's memory, at RUN_CACHE_KIB for the
+        # run: the journal asks for 64 MiB, and a run holds several sorters at once
+        # (the evaluation's main and side queries, the paid history); a run appends
+        # in batches of a few thousand entries, so it does not need the bigger cache.
+        with db.page_cache(self.conn, self.RUN_CACHE_KIB):
             return self._run()
-
-    @contextlib.contextmanager
-    def bounded_cache(self):
-        """SQLite's page cache, and so each sorter's memory (SQLite sizes a sorter's
-        in-memory run by the cache), at RUN_CACHE_KIB for the run: the journal asks
-        for 64 MiB, and a run holds several sorters at once (the evaluation's main and
-        side queries, the paid history); a run appends in batches of a few thousand
-        entries, so it does not need the bigger cache."""
-        (before,) = self.conn.execute("PRAGMA cache_size").fetchone()
-        self.conn.execute(f"PRAGMA cache_size=-{self.RUN_CACHE_KIB}")
-        try:
-            yield
-        finally:
-            self.conn.execute(f"PRAGMA cache_size={before}")
 
     def _run(self) -> RunReport:
         days = self.agenda()

@@ -9,6 +9,7 @@ new entry linked to what it corrects.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from pathlib import Path
 from typing import Iterator
@@ -194,3 +195,36 @@ def transaction(conn: apsw.Connection, *, immediate: bool = True) -> Iterator[ap
         raise
     else:
         conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def page_cache(conn: apsw.Connection, kib: int) -> Iterator[apsw.Connection]:
+    """The connection's page cache at `kib` KiB while the block runs, its own size after.
+
+    SQLite also sizes each sorter's in-memory runs by this cache (read when a
+    statement starts), so a smaller cache can mean cheaper sorts, a bigger one
+    fewer page reads on random index inserts.
+    """
+    (before,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size=-{kib}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(before)}")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection off while the block runs (back on after, if it was).
+
+    For batches that allocate many small objects which all stay alive until the
+    batch ends (events being imported, entries being built and written): GC passes
+    over that growing heap would find nothing to collect and only cost time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

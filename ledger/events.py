@@ -21,7 +21,6 @@ anything was wrong. A bulk load builds the secondary indexes at the end.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -30,7 +29,7 @@ from typing import Any, Iterable, Iterator
 import apsw
 import attrs
 
-from ledger.db import transaction
+from ledger.db import gc_paused, page_cache, transaction
 from ledger.event_files import EventError, HeaderProblem, detect_format, read_records
 from ledger.event_schema import EVENT_TYPES, normalise
 from ledger.event_rows import BUILDERS as _BUILDERS, weekday_of
@@ -53,7 +52,7 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 CHUNK = 5000  # events written (and looked up) per round trip
-IMPORT_CACHE_KIB = -65536  # PRAGMA cache_size during an import (64 MiB)
+IMPORT_CACHE_KIB = 65536  # page cache during an import (64 MiB)
 BULK_BYTES_PER_EVENT = 1024  # see _is_bulk_load
 
 _INSERT = (
@@ -266,14 +265,8 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
     """Run `feed(batch)` in a savepoint; keep its writes only if it found no error."""
     # A bigger page cache while importing: the four indexes on `events` are
     # updated in random order, and the default 2 MB cache thrashes on them.
-    (old_cache,) = conn.execute("PRAGMA cache_size").fetchone()
-    conn.execute(f"PRAGMA cache_size={IMPORT_CACHE_KIB}")
-    # Every parsed event stays alive until its chunk is written: cyclic GC
-    # passes over that growing heap would only cost time.
-    gc_on = gc.isenabled()
-    if gc_on:
-        gc.disable()
-    try:
+    # Every parsed event stays alive until its chunk is written (see gc_paused).
+    with page_cache(conn, IMPORT_CACHE_KIB), gc_paused():
         try:
             with transaction(conn):
                 batch = _Batch(conn, len(labels))
@@ -296,10 +289,6 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
                         conn.execute(sql)
         except _Abort:
             pass
-    finally:
-        if gc_on:
-            gc.enable()
-        conn.execute(f"PRAGMA cache_size={int(old_cache)}")
     errors = batch.sorted_errors()
     failed = bool(errors)
     by_file: list[list[str]] = [[] for _ in labels]

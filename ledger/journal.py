@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import json
 import weakref
 from typing import Any, Iterable, Iterator, Sequence
@@ -187,17 +186,8 @@ class Journal:
         entries = list(entries)
         if not entries:
             return []
-        # The batch allocates many small objects that all stay alive until the
-        # end: cyclic GC passes over a growing heap would only cost time.
-        gc_on = gc.isenabled()
-        if gc_on:
-            gc.disable()
-        try:
-            with self._txn():
-                return self._append(entries, build)
-        finally:
-            if gc_on:
-                gc.enable()
+        with db.gc_paused(), self._txn():
+            return self._append(entries, build)
 
     def _append(self, entries: list[NewEntry], build: bool) -> list:
         # a method of its own: the crash tests kill the process inside it
