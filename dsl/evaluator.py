@@ -115,9 +115,14 @@ def _execute(conn, sql: str, params, member):
         return conn.execute(sql, params)
 
 
+def _rows(conn, template: str, scans: Scan, params, member):
+    """A query of the plan (main or side) run for everyone, one member or a list."""
+    scan = scan_clause(conn, scans, params, member)
+    return _execute(conn, _sql(template, member, scan), params, member)
+
+
 def _main_rows(conn, plan: Plan, params, member) -> Iterator[tuple[str, dict]]:
-    scan = scan_clause(conn, plan.main_scans, params, member)
-    rows = _execute(conn, _sql(plan.main_sql, member, scan), params, member)
+    rows = _rows(conn, plan.main_sql, plan.main_scans, params, member)
     if plan.folded is not None:
         yield from _folded_rows(plan, rows)
         return
@@ -193,8 +198,7 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
 
 def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, dict]]:
     if side.kind == "reaching":
-        scan = scan_clause(conn, side.scans, params, member)
-        for m, day in _execute(conn, _sql(side.sql, member, scan), params, member):
+        for m, day in _rows(conn, side.sql, side.scans, params, member):
             yield m, {side.slot: day}
         return
     group = side.group
@@ -202,8 +206,7 @@ def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, di
     current, total = None, 0
     env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
     body, key_slot = group.body, group.key_slot
-    scan = scan_clause(conn, side.scans, params, member)
-    for row in _execute(conn, _sql(side.sql, member, scan), params, member):
+    for row in _rows(conn, side.sql, side.scans, params, member):
         m = row[0]
         if m != current:
             if current is not None:
