@@ -249,7 +249,7 @@ class Checkpointer:
         return {a.kind for a in self.plan.awards.values()}
 
     def _due_fixed(self, award: AwardPlan) -> bool:
-        d = period_pay_date(award.pay, self.plan, self.cp.period)
+        d = self.fixed_pay.get(award.name)
         return d is not None and d <= self.cp.day
 
     def target(self, award: AwardPlan, env: MemberEnv) -> int:
@@ -373,7 +373,7 @@ class Checkpointer:
     def draw(self, award: AwardPlan, candidates: LotteryCandidates) -> None:
         """The lottery: a seeded, recorded order; winners paid in that order."""
         count, digest = candidates.digest()
-        day = period_pay_date(award.pay, self.plan, self.cp.period)
+        day = self.fixed_pay[award.name]  # a lottery is drawn on a fixed date (_due_fixed)
         seed = award.lottery.seed or hashlib.sha256(
             f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
         order: list[str] = []
