@@ -132,8 +132,8 @@ def bench_journal(size: dict, work: str, echo) -> list[dict]:
     import random
 
     from bench import journal as jb
-    from ledger import db
-    from ledger.journal import Journal
+    from points.ledger import db
+    from points.ledger.journal import Journal
 
     n = size["journal"]
     r = jb.run(n, 10_000, max(10_000, n // 10), work)

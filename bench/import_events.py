@@ -24,8 +24,8 @@ import time
 
 import apsw
 
-from ledger import db
-from ledger.events import import_files
+from points.ledger import db
+from points.ledger.events import import_files
 
 from bench.workloads import write_csv
 

@@ -29,11 +29,11 @@ import time
 
 import apsw
 
-from ledger import db
-from ledger.accounts import REDEEMED, budget_account, member_account
-from ledger.journal import Journal
-from ledger.model import NewEntry, Posting
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.accounts import REDEEMED, budget_account, member_account
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry, Posting
+from points.ledger.verify import verify
 
 KINDS = ("basic", "limited")
 

@@ -9,7 +9,7 @@ on one database file, each reporting its wall time and its own peak RSS
 ru_maxrss, which on Linux keeps the forked parent's size across exec):
 
 - import: `ledger.events.import_files` (what `points import FILE` does);
-- run: `dsl.workflow.Runner(conn, load_rules('rules/'), 2027-04-01).run()`
+- run: `engine.workflow.Runner(conn, load_rules('rules/'), 2027-04-01).run()`
   (what `points run --until 2027-04-01` does: every seed campaign to completion,
   all expiries);
 - verify: `ledger.verify.verify` on a read-only connection.
@@ -40,26 +40,26 @@ STAGES = ("import", "run", "verify")
 
 
 def child(stage: str, dbpath: str, arg: str | None) -> dict:
-    from ledger import db
+    from points.ledger import db
 
     t0 = time.perf_counter()
     extra: dict = {}
     if stage == "import":
-        from ledger.events import import_files
+        from points.ledger.events import import_files
 
         conn = db.connect(dbpath)
         report = import_files(conn, [arg])
         assert report.ok, report.errors[:5]
         extra["added"] = report.added
     elif stage == "run":
-        from dsl.loader import load_rules
-        from dsl.workflow import Runner
+        from points.dsl.loader import load_rules
+        from points.engine.workflow import Runner
 
         conn = db.connect(dbpath)
         report = Runner(conn, load_rules(ROOT / "rules"), dt.date.fromisoformat(arg)).run()
         extra["entries"] = report.entries
     elif stage == "verify":
-        from ledger.verify import verify
+        from points.ledger.verify import verify
 
         conn = db.connect(dbpath, readonly=True)
         report = verify(conn)

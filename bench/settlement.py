@@ -46,13 +46,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import workloads as w
-from dsl.evaluator import evaluate
-from dsl.loader import load_rules
-from dsl.calendar import periods_of
-from dsl.workflow import Runner
-from ledger import db
-from ledger.events import import_files
-from ledger.journal import Journal
+from points.dsl.evaluator import evaluate
+from points.dsl.loader import load_rules
+from points.engine.calendar import periods_of
+from points.engine.workflow import Runner
+from points.ledger import db
+from points.ledger.events import import_files
+from points.ledger.journal import Journal
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -310,7 +310,7 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
 def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql: float, echo) -> list[dict]:
     """`points --db PATH run --until DATE --rules DIR` as a child process (wall time,
     interpreter start and rules loading included), if the CLI is there."""
-    cmd = [sys.executable, "-m", "cli.main", "--db", path, "run", "--until", until.isoformat(),
+    cmd = [sys.executable, "-m", "points.cli.main", "--db", path, "run", "--until", until.isoformat(),
            "--rules", str(rules_dir)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()

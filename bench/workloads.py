@@ -25,7 +25,7 @@ import random
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ledger.event_schema import ALL_FIELDS
+from points.ledger.event_schema import ALL_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 MERCHANT_TABLE = ROOT / "rules" / "data" / "jwest_merchants.csv"

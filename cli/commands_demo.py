@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from cli.format import KIND_ORDER, pts, table
-from cli.main import Finding, bundled_rules_dir, open_db
+from points.cli.format import KIND_ORDER, pts, table
+from points.cli.options import Finding, bundled_rules_dir, open_db
 
 DEMO_UNTIL = dt.date(2028, 12, 31)  # the latest date any seed program needs
 
@@ -46,10 +46,10 @@ def demo_cmd(ctx: click.Context, db: Path | None) -> None:
       points demo
       points demo --db demo.db && points --db demo.db balance W0001
     """
-    from dsl.loader import load_rules
-    from dsl.workflow import Runner
-    from ledger.events import import_files
-    from ledger.journal import Journal
+    from points.dsl.loader import load_rules
+    from points.engine.workflow import Runner
+    from points.ledger.events import import_files
+    from points.ledger.journal import Journal
 
     events = sample_events_path()
     if not events.is_file():
@@ -115,7 +115,7 @@ def demo_cmd(ctx: click.Context, db: Path | None) -> None:
     # Two explain traces: the best-paid member of the two campaigns that paid most.
     ranked = sorted(per_campaign.items(), key=lambda kv: (-kv[1]["points"], kv[0]))[:2]
     try:
-        from dsl import explain as explain_mod
+        from points.engine import explain as explain_mod
     except ImportError:
         explain_mod = None
     for campaign, c in ranked:

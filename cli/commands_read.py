@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from cli.format import KIND_ORDER, kind_label, plural, pts, signed, table
-from cli.main import Finding, as_of_option, echo_json, json_option, load_rules, open_db, rules_option
-from ledger.journal import Journal
+from points.cli.format import KIND_ORDER, kind_label, plural, pts, signed, table
+from points.cli.options import Finding, as_of_option, echo_json, json_option, load_rules, open_db, rules_option
+from points.ledger.journal import Journal
 
 
 # ---------------------------------------------------------------- balance
@@ -37,13 +37,13 @@ def balance_dict(conn, member: str, as_of: dt.date | None) -> dict:
 
 
 def _display(kind: str, on: dt.date) -> str:
-    from ledger import kinds
+    from points.ledger import kinds
 
     return kinds.display_name(kind, on)
 
 
 def _today() -> dt.date:
-    from cli.format import today
+    from points.cli.format import today
 
     return today()
 
@@ -197,7 +197,7 @@ def explain_cmd(member: str, campaign: str, as_of: dt.date | None, rules_dir: Pa
       points explain W0001 yearend-2025
       points explain W0001 jwest-card --as-of 2026-01-31 --json
     """
-    from dsl import explain as explain_mod
+    from points.engine import explain as explain_mod
 
     rules = load_rules(rules_dir)
     if rules.campaign(campaign) is None:

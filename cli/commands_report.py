@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from cli.format import DASH, pts, table
-from cli.main import (Finding, default_rules_dir, echo_json, json_option, load_rules, open_db,
+from points.cli.format import DASH, pts, table
+from points.cli.options import (Finding, default_rules_dir, echo_json, json_option, load_rules, open_db,
                       rules_option)
 
 # ---------------------------------------------------------------- check
@@ -33,8 +33,8 @@ def check_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
       points check rules/
       points check rules/yearend-2025.rules
     """
-    from dsl.errors import Diagnostic
-    from dsl.loader import check_files, rules_files
+    from points.dsl.errors import Diagnostic
+    from points.dsl.loader import check_files, rules_files
 
     groups: dict[Path, list[Path]] = defaultdict(list)
     diagnostics: list = []
@@ -83,11 +83,11 @@ def _latest_run(conn) -> dt.date | None:
 
 def _pay_dates(lc, after: dt.date | None) -> list[dt.date]:
     """Candidate payment dates of a campaign's awards (for the next step after `after`)."""
-    from dsl import ast
-    from dsl.compiler import Period
-    from dsl.evaluator import window_of
-    from dsl.calendar import period_pay_date
-    from ledger.dates import day_of_month_after
+    from points.dsl import ast
+    from points.dsl.compiler import Period
+    from points.dsl.evaluator import window_of
+    from points.engine.calendar import period_pay_date
+    from points.ledger.dates import day_of_month_after
 
     plan = lc.plan
     lo, hi = window_of(plan)
@@ -120,14 +120,14 @@ def _pay_dates(lc, after: dt.date | None) -> list[dt.date]:
 
 
 def _today() -> dt.date:
-    from cli.format import today
+    from points.cli.format import today
 
     return today()
 
 
 def campaign_dicts(conn, rules) -> dict:
-    from ledger.accounts import budget_account
-    from ledger.journal import Journal
+    from points.ledger.accounts import budget_account
+    from points.ledger.journal import Journal
 
     j = Journal(conn)
     latest = _latest_run(conn)
@@ -253,16 +253,16 @@ def verify_cmd(rules_dir: Path | None, as_json: bool) -> None:
       points verify
       points verify --rules rules/ --json
     """
-    from ledger.verify import verify
+    from points.ledger.verify import verify
 
     conn = open_db(readonly=True)
     report = verify(conn)
     problems = list(report.problems)
     rederived = None
     try:
-        from dsl.replay import rederive
+        from points.engine.replay import rederive
     except ImportError:
-        click.echo("warning: dsl.replay is not available: rule entries were not re-derived", err=True)
+        click.echo("warning: engine.replay is not available: rule entries were not re-derived", err=True)
     else:
         found = rederive(conn, default_rules_dir(rules_dir))
         rederived = not found
@@ -306,7 +306,7 @@ def export_cmd(fmt: str, output: Path | None) -> None:
       points export --format jsonl > journal.jsonl
       points export --format beancount --output journal.beancount
     """
-    from cli import export
+    from points.cli import export
 
     conn = open_db(readonly=True)
     writer = {"jsonl": export.write_jsonl, "csv": export.write_csv,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from cli.format import plural, pts
-from cli.main import DATE, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
+from points.cli.format import plural, pts
+from points.cli.options import DATE, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
 
 
 @click.command("init")
@@ -23,7 +23,7 @@ def init_cmd(ctx: click.Context) -> None:
     Example:
       points --db points.db init
     """
-    from cli.main import db_path
+    from points.cli.options import db_path
 
     path = db_path(ctx)
     open_db(readonly=False, path=path).close()
@@ -45,7 +45,7 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
       points import events.jsonl more-events.csv
       points import --json events.jsonl
     """
-    from ledger.events import import_files
+    from points.ledger.events import import_files
 
     conn = open_db(readonly=False)
     report = import_files(conn, files)
@@ -90,7 +90,7 @@ def run_cmd(until: dt.date, rules_dir: Path | None, as_json: bool) -> None:
       points run --until 2026-03-31
       points run --until 2028-12-31 --rules rules/ --json
     """
-    from dsl.workflow import Runner
+    from points.engine.workflow import Runner
 
     rules = load_rules(rules_dir)
     conn = open_db(readonly=False)

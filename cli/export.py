@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any, Iterable, TextIO
 
-from ledger.journal import Journal
-from ledger.model import Entry
+from points.ledger.journal import Journal
+from points.ledger.model import Entry
 
 # ---------------------------------------------------------------- jsonl / csv
 

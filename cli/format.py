@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Sequence
 
-from ledger import kinds
+from points.ledger import kinds
 
 KIND_ORDER = kinds.KIND_NAMES  # basic, limited, charge_only
 DASH = "—"
@@ -34,7 +34,7 @@ def kind_label(kind: str, on: dt.date | None) -> str:
 
 
 def today() -> dt.date:
-    from ledger.dates import TOKYO
+    from points.ledger.dates import TOKYO
 
     return dt.datetime.now(TOKYO).date()
 

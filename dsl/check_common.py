@@ -7,9 +7,9 @@ import difflib
 
 import attrs
 
-from dsl import ast
-from dsl import symbols as sym
-from dsl.tables import Table
+from points.dsl import ast
+from points.dsl import symbols as sym
+from points.dsl.tables import Table
 
 Types = str
 

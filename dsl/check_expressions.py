@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from dsl import ast
-from dsl import symbols as sym
-from dsl.check_common import (
+from points.dsl import ast
+from points.dsl import symbols as sym
+from points.dsl.check_common import (
     ALL_FUNCTIONS, FUNCTION_HINT, ORDERED_OPS, Ctx, closest, did_you_mean, table_type, unify,
 )
 

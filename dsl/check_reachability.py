@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dsl import ast
-from dsl.check_common import NON_NEGATIVE_AGGREGATES, ORDERED_OPS, conjuncts, int_lit, walk
+from points.dsl import ast
+from points.dsl.check_common import NON_NEGATIVE_AGGREGATES, ORDERED_OPS, conjuncts, int_lit, walk
 
 
 class ReachabilityChecks:

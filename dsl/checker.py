@@ -27,17 +27,17 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from dsl import ast
-from dsl import symbols as sym
-from dsl import tables as tables_mod
-from dsl.check_common import (
+from points.dsl import ast
+from points.dsl import symbols as sym
+from points.dsl import tables as tables_mod
+from points.dsl.check_common import (
     CLAUSE_WORDS, Ctx, MAX_PAY_YEARS_AFTER, ORDERED_OPS, closest, conjuncts, did_you_mean, is_date_lit,
 )
-from dsl.check_expressions import ExpressionChecks
-from dsl.check_reachability import ReachabilityChecks
-from dsl.errors import Diagnostic, at
-from dsl.tables import Table, TableError
-from ledger.kinds import KIND_NAMES
+from points.dsl.check_expressions import ExpressionChecks
+from points.dsl.check_reachability import ReachabilityChecks
+from points.dsl.errors import Diagnostic, at
+from points.dsl.tables import Table, TableError
+from points.ledger.kinds import KIND_NAMES
 
 
 class _CampaignChecker(ExpressionChecks, ReachabilityChecks):

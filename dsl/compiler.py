@@ -27,11 +27,11 @@ from typing import Any, Callable
 
 import attrs
 
-from dsl import ast
-from dsl import runtime
-from dsl import symbols as sym
-from dsl.runtime import SCALARS, _arith, _cmp, _round_to, to_date, whole  # noqa: F401 (re-exported)
-from dsl.tables import Table
+from points.dsl import ast
+from points.dsl import runtime
+from points.dsl import symbols as sym
+from points.dsl.runtime import SCALARS, _arith, _cmp, _round_to, to_date, whole  # noqa: F401 (re-exported)
+from points.dsl.tables import Table
 
 Closure = Callable[["MemberEnv"], Any]
 

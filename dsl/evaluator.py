@@ -16,9 +16,9 @@ from typing import Any, Iterator
 
 import apsw
 
-from dsl import tables as tables_mod
-from dsl.compiler import MemberEnv, Period, Plan, Scan
-from ledger.db import page_cache
+from points.dsl import tables as tables_mod
+from points.dsl.compiler import MemberEnv, Period, Plan, Scan
+from points.ledger.db import page_cache
 
 FAR_PAST, FAR_FUTURE = "0001-01-01", "9999-12-31"
 EVENTS_SLOT = "__events__"  # JSON list of the member's event ids that belong to a stream

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import attrs
 
-from dsl import ast
-from dsl.compiler import Plan, compile_campaign
-from dsl.errors import Diagnostic, RulesError
-from dsl.parser import parse_file
+from points.dsl import ast
+from points.dsl.compiler import Plan, compile_campaign
+from points.dsl.errors import Diagnostic, RulesError
+from points.dsl.parser import parse_file
 
 
 @attrs.frozen
@@ -43,7 +43,7 @@ def rules_files(rules_dir: Path) -> list[Path]:
 
 def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
     """Parse and check files; returns (parsed files with their tables, diagnostics, sources)."""
-    from dsl import checker
+    from points.dsl import checker
 
     parsed, diagnostics, sources = [], [], {}
     for path in paths:

@@ -12,8 +12,8 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from dsl import ast
-from dsl.errors import Diagnostic, RulesError
+from points.dsl import ast
+from points.dsl.errors import Diagnostic, RulesError
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_SYNTAX_ERRORS = 20

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from fractions import Fraction
 
-from ledger import event_schema as es
+from points.ledger import event_schema as es
 
 # Types of the language.
 INT, NUM, BOOL, STR, DATE, TIME, WEEKDAY, LIST, NONE, ANY = (

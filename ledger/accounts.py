@@ -13,8 +13,8 @@ import re
 
 import attrs
 
-from ledger.errors import InvalidAccount
-from ledger.kinds import KIND_NAMES
+from points.ledger.errors import InvalidAccount
+from points.ledger.kinds import KIND_NAMES
 
 FUNDING = "system:funding"
 REDEEMED = "system:redeemed"

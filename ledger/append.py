@@ -19,9 +19,9 @@ import json
 from json.encoder import encode_basestring as _jstr
 from typing import Any, Iterable
 
-from ledger import kinds
-from ledger.accounts import parse_account
-from ledger.errors import (
+from points.ledger import kinds
+from points.ledger.accounts import parse_account
+from points.ledger.errors import (
     BudgetExceeded,
     IdempotencyConflict,
     InsufficientPoints,
@@ -29,8 +29,8 @@ from ledger.errors import (
     InvalidEntry,
     UnbalancedEntry,
 )
-from ledger.hashing import GENESIS, canonical
-from ledger.model import Entry, NewEntry, Posting
+from points.ledger.hashing import GENESIS, canonical
+from points.ledger.model import Entry, NewEntry, Posting
 
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
 

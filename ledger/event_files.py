@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from ledger.event_schema import ALL_FIELDS, CSV_CONVERTERS, CSV_TEXT_COLUMNS, ENVELOPE
+from points.ledger.event_schema import ALL_FIELDS, CSV_CONVERTERS, CSV_TEXT_COLUMNS, ENVELOPE
 
 JSONL_EXTENSIONS = (".jsonl", ".json", ".ndjson")
 CSV_EXTENSIONS = (".csv",)

@@ -28,7 +28,7 @@ import json
 from json.encoder import encode_basestring  # the C quoting of the canonical encoder
 from typing import Any, Callable
 
-from ledger.event_schema import (
+from points.ledger.event_schema import (
     BOOL,
     DATE,
     ENUM,

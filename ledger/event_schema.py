@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import attrs
 
-from ledger.dates import parse_date, parse_datetime
+from points.ledger.dates import parse_date, parse_datetime
 
 MAX_AMOUNT = 10**12  # |amount| and points, in yen / points
 

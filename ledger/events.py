@@ -29,10 +29,10 @@ from typing import Any, Iterable, Iterator
 import apsw
 import attrs
 
-from ledger.db import gc_paused, page_cache, transaction
-from ledger.event_files import EventError, HeaderProblem, detect_format, read_records
-from ledger.event_schema import EVENT_TYPES, normalise
-from ledger.event_rows import BUILDERS as _BUILDERS, weekday_of
+from points.ledger.db import gc_paused, page_cache, transaction
+from points.ledger.event_files import EventError, HeaderProblem, detect_format, read_records
+from points.ledger.event_schema import EVENT_TYPES, normalise
+from points.ledger.event_rows import BUILDERS as _BUILDERS, weekday_of
 
 __all__ = [
     "GENESIS_HASH",

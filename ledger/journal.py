@@ -24,8 +24,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import apsw
 
-from ledger import db, kinds
-from ledger.accounts import (
+from points.ledger import db, kinds
+from points.ledger.accounts import (
     EXPIRED,
     FUNDING,
     REDEEMED,
@@ -36,13 +36,13 @@ from ledger.accounts import (
     valid_id,
 )
 # _ACCOUNTS and account_info live with the batch writer; verify imports them from here.
-from ledger.append import _ACCOUNTS, account_info  # noqa: F401
-from ledger.append import REMAINING as _REMAINING
-from ledger.append import check_date as _check_date
-from ledger.append import write_batch
-from ledger.errors import IdempotencyConflict, InsufficientPoints, InvalidAccount, InvalidEntry, LedgerError
-from ledger.hashing import GENESIS, canonical
-from ledger.model import Entry, Lot, NewEntry, Posting
+from points.ledger.append import _ACCOUNTS, account_info  # noqa: F401
+from points.ledger.append import REMAINING as _REMAINING
+from points.ledger.append import check_date as _check_date
+from points.ledger.append import write_batch
+from points.ledger.errors import IdempotencyConflict, InsufficientPoints, InvalidAccount, InvalidEntry, LedgerError
+from points.ledger.hashing import GENESIS, canonical
+from points.ledger.model import Entry, Lot, NewEntry, Posting
 
 _FAR = "9999-12-31"
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)

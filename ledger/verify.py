@@ -36,12 +36,12 @@ from typing import Callable
 import apsw
 import attrs
 
-from ledger import db
-from ledger.hashing import GENESIS
-from ledger.verify_balances import (check_accounts, check_lots, check_orphans,
+from points.ledger import db
+from points.ledger.hashing import GENESIS
+from points.ledger.verify_balances import (check_accounts, check_lots, check_orphans,
                                     check_running_balances)
-from ledger.verify_chain import ChainState, check_chain
-from ledger.verify_threads import run_tasks
+from points.ledger.verify_chain import ChainState, check_chain
+from points.ledger.verify_threads import run_tasks
 
 MAX_PROBLEMS = 1000
 
@@ -158,11 +158,11 @@ def _chain_task(chains: list, add, after: int, upto: int) -> Callable[[apsw.Conn
 def verify_events(conn: apsw.Connection, bad: _Problems | None = None) -> int:
     """Check the events hash chain with ledger.events.event_hash; 0 if not available."""
     try:
-        from ledger.events import event_hash  # type: ignore[attr-defined]
+        from points.ledger.events import event_hash  # type: ignore[attr-defined]
     except ImportError:
         return 0
     try:
-        from ledger.events import GENESIS_HASH as genesis  # type: ignore[attr-defined]
+        from points.ledger.events import GENESIS_HASH as genesis  # type: ignore[attr-defined]
     except ImportError:
         genesis = GENESIS
     own = bad if bad is not None else _Problems()
@@ -213,7 +213,7 @@ ORDER BY seq
 
 def _verify_cache(conn: apsw.Connection, bad: _Problems) -> None:
     """Cached budget/receivable balances must equal the postings up to their watermark."""
-    from ledger.journal import _CACHES
+    from points.ledger.journal import _CACHES
 
     cache = _CACHES.get(conn)
     if not cache:

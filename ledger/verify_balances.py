@@ -15,9 +15,9 @@ from typing import Callable
 
 import apsw
 
-from ledger.accounts import parse_account
-from ledger.errors import InvalidAccount
-from ledger.kinds import KIND_NAMES
+from points.ledger.accounts import parse_account
+from points.ledger.errors import InvalidAccount
+from points.ledger.kinds import KIND_NAMES
 
 Add = Callable[[int, str], None]  # (seq, message), see ledger.verify_chain
 

@@ -27,10 +27,10 @@ from typing import Callable
 
 import apsw
 
-from ledger.accounts import parse_account
-from ledger.errors import InvalidAccount
-from ledger.hashing import GENESIS, entry_canonical
-from ledger.kinds import KIND_NAMES
+from points.ledger.accounts import parse_account
+from points.ledger.errors import InvalidAccount
+from points.ledger.hashing import GENESIS, entry_canonical
+from points.ledger.kinds import KIND_NAMES
 
 _sha256 = hashlib.sha256
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import attrs
 
-from dsl.loader import RuleSet, load_rules
-from dsl.workflow import Runner, RunReport
-from ledger import db, events
-from ledger.journal import Journal
+from points.dsl.loader import RuleSet, load_rules
+from points.engine.workflow import Runner, RunReport
+from points.ledger import db, events
+from points.ledger.journal import Journal
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from points.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cli import commands_demo
-from cli.main import cli
+from points.cli import commands_demo
+from points.cli.main import cli
 from tests.cli.conftest import EVENTS, write_jsonl
 
 

@@ -9,7 +9,7 @@ import re
 
 from beancount import loader
 
-from cli.export import AccountNames
+from points.cli.export import AccountNames
 
 
 def _counts(points):

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsl import checker
-from dsl.compiler import compile_campaign
-from dsl.errors import RulesError
-from dsl.parser import parse
+from points.dsl import checker
+from points.dsl.compiler import compile_campaign
+from points.dsl.errors import RulesError
+from points.dsl.parser import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"

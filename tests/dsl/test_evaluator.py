@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsl.calendar import periods_of
-from dsl.compiler import Compiler
-from dsl.evaluator import evaluate, id_list, source_events
-from dsl.loader import load_rules
-from ledger import db, events
+from points.engine.calendar import periods_of
+from points.dsl.compiler import Compiler
+from points.dsl.evaluator import evaluate, id_list, source_events
+from points.dsl.loader import load_rules
+from points.ledger import db, events
 from tests.support import RULES
 
 FOLD_RULES = '''
@@ -199,7 +199,7 @@ def test_periods_are_those_of_every_visible_event_day(tmp_path):
 def test_reading_by_index_or_the_whole_table_gives_the_same_members(tmp_path, monkeypatch):
     """For everyone, the evaluator reads the period's rows through the (type, day) index or
     in one pass over the table, whichever reads less; both must give the same result."""
-    import dsl.evaluator as ev
+    import points.dsl.evaluator as ev
 
     rules = rules_with(tmp_path, FOLD_RULES)
     plan = rules.campaign("fold").plan

@@ -8,9 +8,9 @@ from pathlib import Path
 import attrs
 import pytest
 
-from dsl import ast
-from dsl.errors import RulesError
-from dsl.parser import parse
+from points.dsl import ast
+from points.dsl.errors import RulesError
+from points.dsl.parser import parse
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 RULE_FILES = sorted(RULES.glob("*.rules"))

@@ -9,8 +9,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsl import runtime
-from dsl.runtime import SCALARS, _arith, _cmp
+from points.dsl import runtime
+from points.dsl.runtime import SCALARS, _arith, _cmp
 
 values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                    st.integers(-3, 3), st.fractions(max_denominator=12).map(lambda f: f * 1000))

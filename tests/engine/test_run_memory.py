@@ -6,10 +6,10 @@ Python computation it replaces."""
 import datetime as dt
 import hashlib
 
-from dsl.settlement import Checkpointer, LotteryCandidates, PaidHistory
-from dsl.workflow import MemberTally
-from ledger.accounts import FUNDING
-from ledger.journal import Journal
+from points.engine.settlement import Checkpointer, LotteryCandidates, PaidHistory
+from points.engine.workflow import MemberTally
+from points.ledger.accounts import FUNDING
+from points.ledger.journal import Journal
 from tests.engine.test_workflow import pay, rules_dir, run
 
 # Member ids whose byte order and code-point order must agree with Python's: a prefix,

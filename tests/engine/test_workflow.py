@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from dsl.loader import load_rules
-from dsl.workflow import RunError, Runner
-from ledger.verify import verify
+from points.dsl.loader import load_rules
+from points.engine.workflow import RunError, Runner
+from points.ledger.verify import verify
 
 
 def rules_dir(tmp_path, text, name="t.rules", tables=None):

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from ledger import db
-from ledger.events import EventError, import_files, import_records, read_records
+from points.ledger import db
+from points.ledger.events import EventError, import_files, import_records, read_records
 
 
 @pytest.fixture

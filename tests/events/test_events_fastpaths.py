@@ -18,10 +18,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import db, event_files, events
-from ledger.event_rows import BUILDERS, fast_row
-from ledger.event_schema import EVENT_TYPES, normalise
-from ledger.events import canonical_json, import_files
+from points.ledger import db, event_files, events
+from points.ledger.event_rows import BUILDERS, fast_row
+from points.ledger.event_schema import EVENT_TYPES, normalise
+from points.ledger.events import canonical_json, import_files
 
 
 def reference_row(record):

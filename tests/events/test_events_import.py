@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from ledger import db
-from ledger.events import (
+from points.ledger import db
+from points.ledger.events import (
     GENESIS_HASH,
     ImportReport,
     event_hash,
@@ -254,7 +254,7 @@ def test_import_inside_an_outer_transaction_rolls_back_only_itself(conn, tmp_pat
 
 
 def test_duplicates_and_refs_across_write_chunks(conn, tmp_path, monkeypatch):
-    import ledger.events as events_module
+    import points.ledger.events as events_module
 
     monkeypatch.setattr(events_module, "CHUNK", 2)
     good = write(tmp_path, "a.jsonl", """

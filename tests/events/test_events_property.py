@@ -10,8 +10,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import db
-from ledger.events import GENESIS_HASH, event_hash, import_files, iter_events
+from points.ledger import db
+from points.ledger.events import GENESIS_HASH, event_hash, import_files, iter_events
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
 SEGMENTS = ["tokaido", "sanyo", "kyushu", "hokuriku", "jrwest_local", "other"]

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import db
-from ledger.errors import IdempotencyConflict, InsufficientPoints, InvalidEntry
-from ledger.hashing import entry_hash
-from ledger.journal import Journal
-from ledger.model import NewEntry, Posting
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.errors import IdempotencyConflict, InsufficientPoints, InvalidEntry
+from points.ledger.hashing import entry_hash
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry, Posting
+from points.ledger.verify import verify
 
 D = dt.date
 BUDGET = "campaign:c1:budget"

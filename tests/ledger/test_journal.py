@@ -3,13 +3,13 @@ import datetime as dt
 import apsw
 import pytest
 
-from ledger import db
-from ledger.errors import (BudgetExceeded, IdempotencyConflict, InsufficientPoints,
+from points.ledger import db
+from points.ledger.errors import (BudgetExceeded, IdempotencyConflict, InsufficientPoints,
                            InvalidEntry, UnbalancedEntry)
-from ledger.hashing import entry_canonical, fast_canonical
-from ledger.journal import Journal
-from ledger.model import NewEntry, Posting
-from ledger.verify import verify
+from points.ledger.hashing import entry_canonical, fast_canonical
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry, Posting
+from points.ledger.verify import verify
 
 D = dt.date
 BUDGET = "campaign:c1:budget"

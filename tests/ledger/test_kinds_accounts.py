@@ -3,8 +3,8 @@ import datetime as dt
 import attrs
 import pytest
 
-from ledger import accounts, kinds
-from ledger.errors import InvalidAccount
+from points.ledger import accounts, kinds
+from points.ledger.errors import InvalidAccount
 
 
 def test_kinds_for_use_most_restricted_first():

@@ -7,11 +7,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledger import db
-from ledger.accounts import budget_account
-from ledger.errors import BudgetExceeded, InsufficientPoints
-from ledger.journal import Journal
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.accounts import budget_account
+from points.ledger.errors import BudgetExceeded, InsufficientPoints
+from points.ledger.journal import Journal
+from points.ledger.verify import verify
 
 MEMBERS = ("W1", "W2", "W3")
 KINDS = ("basic", "limited", "charge_only")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import apsw
 import pytest
 
-from ledger import db
-from ledger.hashing import GENESIS, entry_hash
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.hashing import GENESIS, entry_hash
+from points.ledger.verify import verify
 
 BUDGET = "campaign:c1:budget"
 W1 = "member:W1:basic"
@@ -303,8 +303,8 @@ def _broken_journal(forger):
 
 
 def test_two_connections_report_what_one_does(tmp_path, monkeypatch):
-    import ledger.verify as verify_module
-    import ledger.verify_threads as verify_threads
+    import points.ledger.verify as verify_module
+    import points.ledger.verify_threads as verify_threads
 
     forger = Forger(tmp_path / "points.db")
     _broken_journal(forger)
@@ -324,7 +324,7 @@ def test_two_connections_report_what_one_does(tmp_path, monkeypatch):
 
 def test_a_caller_inside_a_transaction_is_verified_on_its_own_connection(tmp_path, monkeypatch):
     """A second connection would not see the caller's uncommitted entries."""
-    import ledger.verify as verify_module
+    import points.ledger.verify as verify_module
 
     monkeypatch.setattr(verify_module, "PARALLEL_MIN_ENTRIES", 0)
     forger = Forger(tmp_path / "points.db")
@@ -341,7 +341,7 @@ def test_a_caller_inside_a_transaction_is_verified_on_its_own_connection(tmp_pat
 def test_sqlite_builds_the_canonical_text_for_every_code_point(forger, monkeypatch):
     """verify's fast path (the hashed bytes built by SQLite) agrees with the reference
     encoder on every character, in entry and in posting cells: no entry falls back."""
-    import ledger.verify_chain as verify_chain
+    import points.ledger.verify_chain as verify_chain
 
     chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     for start in range(0, len(chars), 8192):

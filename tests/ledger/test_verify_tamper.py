@@ -3,9 +3,9 @@ import datetime as dt
 import apsw
 import pytest
 
-from ledger import db
-from ledger.journal import Journal
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.journal import Journal
+from points.ledger.verify import verify
 
 D = dt.date
 

@@ -20,7 +20,7 @@ import shutil
 
 import pytest
 
-from dsl.loader import load_rules
+from points.dsl.loader import load_rules
 from tests.support import RULES
 
 C = "jwest-card"

@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import journal_projection
 
-from ledger import kinds
+from points.ledger import kinds
 
 CAMPAIGN = "mynapoint-icoca"
 ZERO = {"basic": 0, "limited": 0, "charge_only": 0}

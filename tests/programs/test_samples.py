@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from ledger import events
-from ledger.verify import verify
+from points.ledger import events
+from points.ledger.verify import verify
 from tests.support import RULES, new_world
 
 SAMPLES = RULES / "samples" / "events.jsonl"

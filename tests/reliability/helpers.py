@@ -179,10 +179,10 @@ def mark(phase):
     state["phase"] = phase
     os.write(fd, f"{time.monotonic() - t0:.6f} {phase}\n".encode())
 mark("startup")
-from ledger import db, events
-from ledger.journal import Journal
-from dsl.loader import load_rules
-from dsl import workflow
+from points.ledger import db, events
+from points.ledger.journal import Journal
+from points.dsl.loader import load_rules
+from points.engine import workflow
 R, C = workflow.Runner, workflow.Checkpointer
 def tag(cls, name, phase, after="between"):
     orig = getattr(cls, name)
@@ -242,10 +242,10 @@ conn.close()
 # again) and print the journal, as JSON on stdout.
 CHECK_AND_FINISH_SCRIPT = r'''
 import json, sys, datetime as dt
-from ledger import db, events
-from ledger.verify import verify
-from dsl.loader import load_rules
-from dsl.workflow import Runner
+from points.ledger import db, events
+from points.ledger.verify import verify
+from points.dsl.loader import load_rules
+from points.engine.workflow import Runner
 from tests.reliability.helpers import partial_entries, journal
 db_path, events_path, until, rules_dir = sys.argv[1:5]
 ro = db.connect(db_path, readonly=True)

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from cli.main import cli
-from ledger import db
+from points.cli.main import cli
+from points.ledger import db
 from tests.reliability.helpers import ENV, ROOT, content_digest, file_digest
 
 GOOD = {"id": "g1", "type": "wesmo_payment", "member": "M1", "at": "2026-03-05T10:00:00",
@@ -261,7 +261,7 @@ def test_cli_subprocess_refuses_bad_events_without_traceback(base_db, tmp_path):
     bad.write_text(json.dumps(BOOKING) + "\n" + line(amount="12") + "\n" + "{oops\n")
     badcsv = tmp_path / "bad.csv"
     badcsv.write_text("id,type,member\nc1,video_view,M1\n")
-    p = subprocess.run([sys.executable, "-m", "cli.main", "--db", str(path), "import", str(bad),
+    p = subprocess.run([sys.executable, "-m", "points.cli.main", "--db", str(path), "import", str(bad),
                         str(badcsv)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60)
     out = p.stdout + p.stderr
     assert p.returncode == 1, out

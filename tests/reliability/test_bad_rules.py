@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dsl.errors import RulesError
-from dsl.loader import load_rules
-from dsl.workflow import RunError, Runner
-from ledger import db, events
-from ledger.errors import LedgerError
-from ledger.verify import verify
+from points.dsl.errors import RulesError
+from points.dsl.loader import load_rules
+from points.engine.workflow import RunError, Runner
+from points.ledger import db, events
+from points.ledger.errors import LedgerError
+from points.ledger.verify import verify
 from tests.reliability.helpers import RULES, UNTIL, generate_events
 
 RULE_FILES = sorted(p.name for p in RULES.glob("*.rules"))

@@ -10,11 +10,11 @@ import datetime as dt
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from dsl.loader import load_rules
-from dsl.workflow import Runner
-from ledger import db, events
-from ledger.journal import Journal
-from ledger.verify import verify
+from points.dsl.loader import load_rules
+from points.engine.workflow import Runner
+from points.ledger import db, events
+from points.ledger.journal import Journal
+from points.ledger.verify import verify
 from tests.reliability.helpers import partial_entries
 
 CAMPAIGN = "prop-test"

@@ -11,11 +11,11 @@ import sys
 import time
 
 
-from ledger import db
-from ledger.verify import verify
+from points.ledger import db
+from points.ledger.verify import verify
 from tests.reliability.helpers import ENV, ROOT, RULES, UNTIL, generate_events, write_jsonl
 
-CLI = [sys.executable, "-m", "cli.main"]
+CLI = [sys.executable, "-m", "points.cli.main"]
 
 
 def points(path, *args) -> subprocess.Popen:
@@ -124,8 +124,8 @@ def test_a_refused_redemption_written_by_another_run_is_not_a_conflict(tmp_path)
     run A committed its refused redemption, then B redeems inside its own transaction."""
     import datetime as dt
 
-    from dsl.workflow import Runner
-    from ledger import events as ev
+    from points.engine.workflow import Runner
+    from points.ledger import events as ev
     from tests.support import real_rules
 
     conn_a = db.connect(tmp_path / "p.db")

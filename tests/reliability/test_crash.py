@@ -109,6 +109,7 @@ def one_kill(d: Path, events: Path, i: int, delay: float, reference):
     return res
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_journal(crash_data, figures):
     d, events, t_full, t_work, windows, appends, reference = crash_data
     rng = random.Random(SEED)

@@ -15,13 +15,13 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from dsl.errors import RulesError
-from dsl.loader import load_rules
-from dsl.workflow import Runner
-from ledger import db, events
-from ledger.journal import Journal
-from ledger.verify import verify
+from points.cli.main import cli
+from points.dsl.errors import RulesError
+from points.dsl.loader import load_rules
+from points.engine.workflow import Runner
+from points.ledger import db, events
+from points.ledger.journal import Journal
+from points.ledger.verify import verify
 from tests.reliability.helpers import ENV, ROOT, RULES, file_digest
 
 HOSTILE = [
@@ -227,7 +227,7 @@ def test_database_file_is_created_private(tmp_path):
 
 
 def test_points_init_creates_a_private_file(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "cli.main", "--db", str(tmp_path / "p.db"), "init"],
+    p = subprocess.run([sys.executable, "-m", "points.cli.main", "--db", str(tmp_path / "p.db"), "init"],
                        cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert stat.S_IMODE((tmp_path / "p.db").stat().st_mode) == 0o600

@@ -10,10 +10,10 @@ import shutil
 import apsw
 import pytest
 
-from dsl.loader import load_rules
-from dsl.workflow import Runner
-from ledger import db, events
-from ledger.verify import verify
+from points.dsl.loader import load_rules
+from points.engine.workflow import Runner
+from points.ledger import db, events
+from points.ledger.verify import verify
 from tests.reliability.helpers import RULES, UNTIL
 
 EVENT_COLUMNS = ("seq", "id", "type", "member", "at", "day", "time", "weekday", "amount", "ref",
@@ -188,7 +188,7 @@ def test_truncating_the_journal_tail_is_not_detectable_by_the_chain_alone(built,
     conn.close()
     path = tampered(built, tmp_path, f"DELETE FROM postings WHERE entry >= {last - 2}",
                     f"DELETE FROM entries WHERE seq >= {last - 2}")
-    from dsl.replay import rederive
+    from points.engine.replay import rederive
     conn = db.connect(path, readonly=True)
     assert verify(conn).ok
     assert rederive(conn, RULES), "re-derivation must notice the missing entries"
@@ -221,7 +221,7 @@ def test_events_chain_rewritten_consistently_is_caught_by_rederive(built, tmp_pa
         stmts.append(("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, s)))
         prev = h
     path = tampered(built, tmp_path, *stmts)
-    from dsl.replay import rederive
+    from points.engine.replay import rederive
     conn = db.connect(path, readonly=True)
     problems = rederive(conn, RULES)
     conn.close()

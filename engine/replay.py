@@ -14,10 +14,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from dsl.errors import RulesError
-from dsl.loader import load_rules
-from dsl.workflow import Runner
-from ledger import db
+from points.dsl.errors import RulesError
+from points.dsl.loader import load_rules
+from points.engine.workflow import Runner
+from points.ledger import db
 
 EVENT_COLUMNS = "seq, id, type, member, at, day, time, weekday, amount, ref, body, source, prev_hash, hash"
 

@@ -4,7 +4,7 @@
 member by member beside the evaluation;
 `Checkpointer` evaluates the period with the events visible at the checkpoint,
 draws the lotteries that are due, and writes grants, reversals and refusals in
-one batch inside the checkpoint's transaction (see `dsl.workflow.Runner`).
+one batch inside the checkpoint's transaction (see `engine.workflow.Runner`).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import itertools
 import json
 from typing import TYPE_CHECKING, Iterable
 
-from dsl import ast
-from dsl.calendar import expiry_date, member_pay_date, period_pay_date, relevant_members
-from dsl.compiler import AwardPlan, MemberEnv, whole
-from dsl.errors import RunError
-from dsl.evaluator import evaluate, source_events
-from dsl.loader import LoadedCampaign
-from ledger.accounts import FUNDING, budget_account, member_account, receivable_account
-from ledger.db import gc_paused
-from ledger.model import NewEntry, Posting
+from points.dsl import ast
+from points.engine.calendar import expiry_date, member_pay_date, period_pay_date, relevant_members
+from points.dsl.compiler import AwardPlan, MemberEnv, whole
+from points.dsl.errors import RunError
+from points.dsl.evaluator import evaluate, source_events
+from points.dsl.loader import LoadedCampaign
+from points.ledger.accounts import FUNDING, budget_account, member_account, receivable_account
+from points.ledger.db import gc_paused
+from points.ledger.model import NewEntry, Posting
 
 if TYPE_CHECKING:
-    from dsl.calendar import Checkpoint
-    from dsl.workflow import Runner
+    from points.engine.calendar import Checkpoint
+    from points.engine.workflow import Runner
 
 
 class PaidHistory:

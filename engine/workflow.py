@@ -15,8 +15,8 @@ as an adjustment (a grant) or a reversal linked to the grant it corrects. So a
 re-run is a no-op, a late event becomes a linked correction, and a run killed
 half-way resumes where it stopped: each checkpoint is one transaction.
 
-The dates come from `dsl.calendar`; one checkpoint's settlement (state, lottery,
-grants, reversals) is `dsl.settlement.Checkpointer`.
+The dates come from `engine.calendar`; one checkpoint's settlement (state, lottery,
+grants, reversals) is `engine.settlement.Checkpointer`.
 """
 
 from __future__ import annotations
@@ -32,18 +32,18 @@ from typing import Callable
 import apsw
 import attrs
 
-from dsl import ast
-from dsl.calendar import Checkpoint, period_pay_date, periods_of, relevant_days
-from dsl.compiler import Period, Plan
-from dsl.errors import RunError
-from dsl.evaluator import window_of
-from dsl.loader import LoadedCampaign, RuleSet
-from dsl.settlement import Checkpointer, load_draws
-from ledger import db
-from ledger.dates import day_of_month_after
-from ledger.errors import IdempotencyConflict, InsufficientPoints
-from ledger.journal import Journal
-from ledger.model import NewEntry
+from points.dsl import ast
+from points.engine.calendar import Checkpoint, period_pay_date, periods_of, relevant_days
+from points.dsl.compiler import Period, Plan
+from points.dsl.errors import RunError
+from points.dsl.evaluator import window_of
+from points.dsl.loader import LoadedCampaign, RuleSet
+from points.engine.settlement import Checkpointer, load_draws
+from points.ledger import db
+from points.ledger.dates import day_of_month_after
+from points.ledger.errors import IdempotencyConflict, InsufficientPoints
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry
 
 __all__ = ["CampaignReport", "RunError", "RunReport", "Runner"]
 

@@ -2,7 +2,7 @@
 
 Pure date arithmetic over the compiled plan (and two read-only queries over the
 events: which cycles have events, and which later days bring events that may
-change a period's awards). `dsl.workflow` turns this into the run's agenda.
+change a period's awards). `engine.workflow` turns this into the run's agenda.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import datetime as dt
 
 import attrs
 
-from dsl import ast
-from dsl.compiler import AwardPlan, MemberEnv, Period, Plan
-from dsl.evaluator import install_tables, query_params, window_of
-from ledger.dates import day_of_month_after, end_of_month, end_of_month_after
+from points.dsl import ast
+from points.dsl.compiler import AwardPlan, MemberEnv, Period, Plan
+from points.dsl.evaluator import install_tables, query_params, window_of
+from points.ledger.dates import day_of_month_after, end_of_month, end_of_month_after
 
 DEFAULT_EXPIRY_MONTHS = {"limited": 6, "basic": 12, "charge_only": 12}
 

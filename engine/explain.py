@@ -14,11 +14,11 @@ import json
 from fractions import Fraction
 from typing import Any
 
-from dsl import ast
-from dsl.compiler import Compiler, MemberEnv, Period
-from dsl.evaluator import evaluate
-from dsl.loader import RuleSet
-from dsl.calendar import expiry_date, member_pay_date, periods_of
+from points.dsl import ast
+from points.dsl.compiler import Compiler, MemberEnv, Period
+from points.dsl.evaluator import evaluate
+from points.dsl.loader import RuleSet
+from points.engine.calendar import expiry_date, member_pay_date, periods_of
 
 
 class ExplainError(Exception):
