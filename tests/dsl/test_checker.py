@@ -452,12 +452,6 @@ def test_broken_catalogue(path, snapshot):
             assert re.match(r"broken/[\w.]+:\d+:\d+: \S", line), line
 
 
-def test_catalogue_size():
-    assert 15 <= len(BROKEN) <= 30
-    for path in BROKEN:
-        assert path.read_text(encoding="utf-8").startswith("#"), path
-
-
 # ---------------------------------------------------------------- mutations never crash
 
 DIAG = re.compile(r"^m\.rules:(\d+):(\d+): .+")
@@ -499,7 +493,7 @@ def mutate(text: str, data) -> str:
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_rules_never_crash(path, data):
     text = mutate(path.read_text(encoding="utf-8"), data)

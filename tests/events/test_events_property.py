@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from points.ledger import db
@@ -143,7 +143,6 @@ def check_stored(conn, expected):
         prev = h
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=batches(), style=st.sampled_from(["word", "digit", "yes"]))
 def test_valid_events_round_trip_through_jsonl_and_csv(tmp_path_factory, batch, style):
     tmp = tmp_path_factory.mktemp("prop")

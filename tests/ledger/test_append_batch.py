@@ -4,7 +4,7 @@ and drawn from in the same batch, append_seqs."""
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from points.ledger import db
@@ -56,7 +56,6 @@ memo = st.none() | st.dictionaries(text, st.integers() | text | st.lists(text, m
                                    max_size=3)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(text, member_id, st.integers(1, 50), st.none() | text, st.none() | text,
                           st.lists(text, max_size=3), memo, st.none() | text),
                 min_size=1, max_size=6, unique_by=lambda t: t[0]))

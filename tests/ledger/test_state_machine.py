@@ -124,6 +124,5 @@ class LedgerMachine(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-LedgerMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30,
-                                           deadline=None)
+LedgerMachine.TestCase.settings = settings(stateful_step_count=30)
 TestLedgerMachine = LedgerMachine.TestCase

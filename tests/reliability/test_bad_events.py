@@ -244,7 +244,7 @@ def corrupt_line(draw):
     return text
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(suppress_health_check=list(HealthCheck))
 @given(text=corrupt_line())
 def test_generated_bad_lines_are_refused(base_db, tmp_path_factory, text):
     tmp = tmp_path_factory.mktemp("gen")

@@ -24,7 +24,6 @@ from points.ledger.verify import verify
 from tests.reliability.helpers import RULES, UNTIL, generate_events
 
 RULE_FILES = sorted(p.name for p in RULES.glob("*.rules"))
-EXAMPLES = 60
 PER_EXAMPLE_SECONDS = 20
 
 TOKEN = re.compile(r'"[^"\n]*"|\d{4}-\d{2}-\d{2}|\d[\d_]*%?|[A-Za-z_][\w-]*|\.\.<?|[<>=!]=|\S')
@@ -173,8 +172,7 @@ def test_mutated_rules_load_or_fail_with_located_diagnostics(rule_file, tmp_path
     original = (RULES / rule_file).read_text(encoding="utf-8")
     stats = {"rejected": 0, "loaded": 0, "ran": 0, "run_refused": 0, "examples": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     def check(data):
         text = data.draw(mutation(original), label="mutated")
@@ -190,7 +188,7 @@ def test_mutated_rules_load_or_fail_with_located_diagnostics(rule_file, tmp_path
 
     check()
     figures(f"bad_rules_{rule_file}", stats)
-    assert stats["examples"] >= EXAMPLES // 2
+    assert stats["examples"] >= settings.default.max_examples // 2
 
 
 def test_unmutated_rules_load_and_run(tmp_path, tiny_db):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from points.ledger import db
 from points.ledger.verify import verify
@@ -46,6 +47,7 @@ def late_events(n: int) -> list[dict]:
     return out
 
 
+@pytest.mark.slow  # four CLI processes on one database: about 4 s
 def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path, figures):
     # With redemption events: two runs may reach the same one; the first records it (spent or
     # refused) and the other sees it done (test_a_refused_redemption_written_by_another_run...).
