@@ -1,156 +1,73 @@
 """One checkpoint of one campaign period: recompute every award, post the differences.
 
-`PaidHistory` reads what each member was already paid per award (as of a date),
-member by member beside the evaluation;
 `Checkpointer` evaluates the period with the events visible at the checkpoint,
 draws the lotteries that are due, and writes grants, reversals and refusals in
-one batch inside the checkpoint's transaction (see `engine.workflow.Runner`).
+one batch inside the checkpoint's transaction. It reads what it needs of the run
+from a frozen `CheckpointContext` and returns a `CheckpointResult` (figures for
+the run's report, the draws it made, whether it opened a lot already past expiry);
+`engine.workflow.Runner` builds the one and folds in the other, so this module
+does not know the Runner. Every grant is built by `ledger.operations.grant`, the
+same rule the journal owns; only the state it reads (receivables owed, budget
+left) is kept here for the whole checkpoint, so a checkpoint is one append per batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
-import json
-from typing import TYPE_CHECKING, Iterable
+from typing import Callable, Iterable, Mapping
+
+import apsw
+import attrs
 
 from points.dsl import ast
-from points.engine.calendar import expiry_date, member_pay_date, period_pay_date, relevant_members
 from points.dsl.compiler import AwardPlan, MemberEnv, whole
 from points.dsl.errors import RunError
 from points.dsl.evaluator import evaluate, source_events
 from points.dsl.loader import LoadedCampaign
-from points.ledger.accounts import FUNDING, budget_account, member_account, receivable_account
+from points.engine.calendar import Checkpoint, expiry_date, member_pay_date, period_pay_date, relevant_members
+from points.engine.lottery import LotteryCandidates, pick_winners
+from points.engine.paid import PaidHistory
+from points.ledger import operations
+from points.ledger.accounts import FUNDING, budget_account
 from points.ledger.db import gc_paused
-from points.ledger.model import NewEntry, Posting
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry
 
-if TYPE_CHECKING:
-    from points.engine.calendar import Checkpoint
-    from points.engine.workflow import Runner
-
-
-class PaidHistory:
-    """What a campaign period has paid each member per award, as of a checkpoint's date.
-
-    Read from the journal in member order, beside the evaluation (which yields its
-    members in the same order), so memory holds one member's entries at a time
-    instead of the whole period's. Entries of earlier runs dated after the checkpoint
-    do not count yet (a run visits its checkpoints in date order). `members`: read only
-    the entries of these members (through the postings' account index, so a late
-    checkpoint for a few members does not scan the whole period); `award`: only that award.
-    """
-
-    def __init__(self, conn, campaign: str, period_id: str, day: dt.date,
-                 members: Iterable[str] | None = None, kinds: Iterable[str] = (),
-                 award: str | None = None):
-        self.prefix = f"{period_id}:"
-        params = {"campaign": campaign, "lo": self.prefix, "hi": period_id + ";",
-                  "day": day.isoformat(), "step": self.prefix + (award or "")}
-        steps = "e.step = :step" if award else "e.step >= :lo AND e.step < :hi"
-        if members is None:
-            which = "e.campaign = :campaign"
-        else:  # `+e.campaign`: never drive this by the campaign index
-            params["accounts"] = json.dumps(sorted(
-                account(m, k) for m in members for k in set(kinds)
-                for account in (member_account, receivable_account)))
-            which = ("e.seq IN (SELECT p.entry FROM postings p WHERE p.account IN "
-                     "(SELECT value FROM json_each(:accounts))) AND +e.campaign = :campaign")
-        # Ordered by member, then as the entries took effect; the ORDER BY sorts the whole
-        # result before the first row, so entries this checkpoint appends are not seen.
-        self.rows = conn.execute(
-            "SELECT json_extract(e.memo, '$.member') AS who, e.effective, e.seq, e.step, e.reverses, "
-            "COALESCE((SELECT SUM(p.amount) FROM postings p WHERE p.entry = e.seq "
-            " AND (p.account >= 'member:' AND p.account < 'member;' "
-            "   OR p.account >= 'receivable:' AND p.account < 'receivable;')), 0) "
-            f"FROM entries e WHERE {which} AND {steps} "
-            "AND e.effective <= :day AND substr(e.step, -5) <> ':draw' "
-            "AND substr(e.step, -8) <> ':refused' ORDER BY who, e.effective, e.seq", params)
-        self.row = next(self.rows, None)
-
-    def load(self, member: str, paid: dict, grants: dict) -> None:
-        """Add `member`'s entries to `paid` ((award, member) -> points) and `grants`
-        ((award, member) -> [[seq, points left]], oldest first). Members must be asked
-        for in ascending order; the entries of members skipped over are dropped."""
-        row, rows, cut = self.row, self.rows, len(self.prefix)
-        while row is not None and (row[0] is None or row[0] < member):
-            row = next(rows, None)
-        while row is not None and row[0] == member:
-            _, _, seq, step, reverses, net = row
-            key = (step[cut:], member)
-            paid[key] = paid.get(key, 0) + net
-            if reverses is None and net > 0:
-                grants.setdefault(key, []).append([seq, net])
-            elif reverses is not None:
-                for g in grants.get(key, ()):
-                    if g[0] == reverses:
-                        g[1] += net
-            row = next(rows, None)
-        self.row = row
-
-    def close(self) -> None:
-        self.rows.close()
+__all__ = ["CheckpointContext", "CheckpointResult", "Checkpointer"]
 
 
-def load_draws(conn, campaign: str, period_id: str) -> dict[str, set]:
-    """The lotteries of a period already drawn (whatever their date): award -> winners."""
-    prefix = f"{period_id}:"
-    draws = {}
-    for step, winners in conn.execute(
-            "SELECT step, json_extract(memo, '$.winners') FROM entries WHERE campaign = ? "
-            "AND step >= ? AND step < ? AND substr(step, -5) = ':draw' ORDER BY seq",
-            (campaign, prefix, period_id + ";")):
-        draws[step[len(prefix):-5]] = set(json.loads(winners or "[]"))
-    return draws
+@attrs.frozen
+class CheckpointContext:
+    """What a checkpoint reads of its run."""
+
+    conn: apsw.Connection
+    journal: Journal
+    until: dt.date
+    watermark: int  # the last event seq the run sees
+    recorded: str  # the `recorded` of every entry the run writes
+    expired_upto: dt.date | None  # the run has expired every lot up to this day
+    draws: Mapping[str, frozenset[str]]  # the period's lotteries already drawn: award -> winners
+    awarded: Callable[[str], None]  # notes a member the campaign paid (the run's member tally)
 
 
-class LotteryCandidates:
-    """The members a lottery draws from, with their award, in a TEMP table of the run's
-    connection (a temp file, bounded by its page cache): read back sorted by member for
-    the digest and in draw order for the draw, never held all at once but for the
-    draw entry's own `order` list."""
+@attrs.frozen
+class CheckpointResult:
+    """What a checkpoint wrote, for the run to fold into its report and state."""
 
-    _made = itertools.count(1)
-    FLUSH_EVERY = 10_000
+    grants: int = 0
+    points: int = 0
+    reversals: int = 0
+    reversed_points: int = 0
+    draws: Mapping[str, frozenset[str]] = attrs.field(factory=dict)  # drawn here: award -> winners
+    winners: int = 0
+    refused: tuple = ()  # (member, award, points, reason) of grants a budget could not pay
+    stale_lots: bool = False  # a grant opened a lot expiring on or before ctx.expired_upto
 
-    def __init__(self, conn):
-        self.conn = conn
-        self.table = f"temp.lottery_candidates_{next(self._made)}"
-        # Made before the checkpoint's queries start: a schema change (or a function
-        # registered again) aborts the statements running at that moment.
-        conn.execute(f"CREATE TABLE {self.table} (member TEXT NOT NULL, amount INTEGER NOT NULL)")
-        conn.create_scalar_function(
-            "lottery_rank", lambda seed, m: hashlib.sha256(f"{seed}|{m}".encode()).hexdigest(), 2,
-            deterministic=True)
-        self.buffer: list[tuple[str, int]] = []
-
-    def add(self, member: str, amount: int) -> None:
-        self.buffer.append((member, amount))
-        if len(self.buffer) >= self.FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        self.conn.executemany(f"INSERT INTO {self.table} VALUES (?, ?)", self.buffer)
-        self.buffer = []
-
-    def digest(self) -> tuple[int, str]:
-        """(how many, sha256 of their names sorted and joined by newlines)."""
-        self.flush()
-        h, n = hashlib.sha256(), 0
-        for (member,) in self.conn.execute(f"SELECT member FROM {self.table} ORDER BY member"):
-            h.update(member.encode() if not n else b"\n" + member.encode())
-            n += 1
-        return n, h.hexdigest()
-
-    def in_draw_order(self, seed: str) -> Iterable[tuple[str, int]]:
-        """(member, amount) by sha256 of `seed|member` (its hex, then the name: the order
-        of a stable sort of the sorted names by that key)."""
-        self.flush()
-        return self.conn.execute(
-            f"SELECT member, amount FROM {self.table} ORDER BY lottery_rank(?, member), member", (seed,))
-
-    def drop(self) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+    @property
+    def entries(self) -> int:
+        """Journal entries written (refusals are records the run does not count)."""
+        return self.grants + self.reversals + len(self.draws)
 
 
 class Checkpointer:
@@ -160,14 +77,18 @@ class Checkpointer:
     # each), all in the checkpoint's one transaction: memory is bounded by the batch.
     BATCH = 5_000
 
-    def __init__(self, runner: Runner, lc: LoadedCampaign, cp: Checkpoint):
-        self.r = runner
-        self.j = runner.journal
+    def __init__(self, ctx: CheckpointContext, lc: LoadedCampaign, cp: Checkpoint):
+        self.ctx = ctx
+        self.j = ctx.journal
         self.lc = lc
         self.plan = lc.plan
         self.cp = cp
-        self.report = runner.report.campaign(lc.name)
-        self.draws = runner.period_draws(lc, cp.period)
+        self.draws = ctx.draws
+        # What this checkpoint did (see CheckpointResult).
+        self.drawn: dict[str, frozenset[str]] = {}
+        self.figures = dict.fromkeys(("grants", "points", "reversals", "reversed_points", "winners"), 0)
+        self.refused: list[tuple] = []
+        self.stale_lots = False
         # The paid state of the member being settled only (see PaidHistory).
         self.paid: dict[tuple[str, str], int] = {}
         self.grants: dict[tuple[str, str], list] = {}
@@ -182,7 +103,7 @@ class Checkpointer:
     def load_receivables(self) -> dict[tuple[str, str], int]:
         """Points each member owes back, per kind: later grants pay these first."""
         owed = {}
-        for account, kind, total in self.r.conn.execute(
+        for account, kind, total in self.ctx.conn.execute(
                 "SELECT account, kind, SUM(amount) FROM postings WHERE account >= 'receivable:' "
                 "AND account < 'receivable;' GROUP BY account, kind"):
             if total < 0:
@@ -198,29 +119,31 @@ class Checkpointer:
             record[0] = seq
         self.batch, self.pending = [], []
 
-    def run(self) -> None:
+    def run(self) -> CheckpointResult:
         # The cyclic GC would walk the growing batch (an entry, postings and a memo per
-        # grant, none of them in a cycle) again and again: ~1 s CPU of a 1M-event card
-        # cycle. Journal.append pauses it the same way while it writes the batch.
+        # grant, none of them in a cycle) again and again; Journal.append pauses it the
+        # same way while it writes the batch.
         with gc_paused():
             self._run()
+        return CheckpointResult(draws=self.drawn, refused=tuple(self.refused),
+                                stale_lots=self.stale_lots, **self.figures)
 
     def _run(self) -> None:
         cp = self.cp
         members = None if cp.everyone else relevant_members(
-            self.r.conn, self.plan, cp.period, cp.day, self.r.until, self.r.wm)
+            self.ctx.conn, self.plan, cp.period, cp.day, self.ctx.until, self.ctx.watermark)
         # Dates that do not depend on the member, computed once per checkpoint (a card
         # cycle grants to every member with the same payment and expiry dates).
         self.fixed_pay = {a.name: period_pay_date(a.pay, self.plan, cp.period)
                           for a in self.plan.awards.values() if not isinstance(a.pay, ast.PayMonthAfter)}
         self.expiries: dict[tuple[str, dt.date], dt.date] = {}
         envs: Iterable[MemberEnv]
-        envs = evaluate(self.r.conn, self.plan, cp.period, cp.day, self.r.wm,
+        envs = evaluate(self.ctx.conn, self.plan, cp.period, cp.day, self.ctx.watermark,
                         member=None if members is None else list(members))
         lotteries = [a for a in self.plan.awards.values() if a.lottery is not None]
-        pending_draw = {a.name: LotteryCandidates(self.r.conn) for a in lotteries
+        pending_draw = {a.name: LotteryCandidates(self.ctx.conn) for a in lotteries
                         if a.name not in self.draws and self._due_fixed(a)}
-        history = PaidHistory(self.r.conn, self.lc.name, cp.period.id, cp.day, members,
+        history = PaidHistory(self.ctx.conn, self.lc.name, cp.period.id, cp.day, members,
                               self.award_kinds())
         for env in envs:
             self.paid.clear()
@@ -288,7 +211,7 @@ class Checkpointer:
         # The watermark (last event seen) makes a later correction at the same date a
         # new entry, while a re-run over the same events reuses the same keys.
         return (f"{self.lc.name}:{self.cp.period.id}:{award.name}:{member}:"
-                f"{self.cp.day.isoformat()}@{self.r.wm}")
+                f"{self.cp.day.isoformat()}@{self.ctx.watermark}")
 
     def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date,
               events: tuple[str, ...] = ()) -> bool:
@@ -296,28 +219,26 @@ class Checkpointer:
         whole checkpoint is one append); refused when a budget cannot pay all of it."""
         from_budget = award.kind == self.budget_kind
         source = budget_account(self.lc.name) if from_budget else FUNDING
-        if from_budget and amount > self.budget_left:
-            self.refuse(award, member, amount,
-                        f"budget of {self.lc.name} has {self.budget_left} {award.kind} points left, "
-                        f"{amount} needed")
-            return False
-        postings = [Posting(source, award.kind, -amount)]
+        if from_budget:
+            reason = operations.budget_shortfall(self.lc.name, award.kind, self.budget_left, amount)
+            if reason is not None:
+                self.refuse(award, member, amount, reason)
+                return False
         owed = self.owed.get((member, award.kind), 0)
-        payoff = min(owed, amount)
-        if payoff:
-            postings.append(Posting(receivable_account(member, award.kind), award.kind, payoff))
-            self.owed[(member, award.kind)] = owed - payoff
-        if amount > payoff:
+        paid_back = operations.payoff(owed, amount)
+        if paid_back:
+            self.owed[(member, award.kind)] = owed - paid_back
+        expires = None
+        if amount > paid_back:  # what is left opens a lot
             expires = self.expiries.get((award.name, pay_date))
             if expires is None:
                 expires = self.expiries[(award.name, pay_date)] = expiry_date(award, pay_date)
-            if self.r.expired_upto is not None and expires <= self.r.expired_upto:
-                self.r.stale_lots = True  # a late grant of a lot already past its expiry
-            postings.append(Posting(member_account(member, award.kind), award.kind, amount - payoff,
-                                    expires=expires))
-        self.batch.append(NewEntry(
-            key="award:" + self._base_key(award, member), effective=self.cp.day, postings=postings,
-            recorded=self.r.recorded, events=events, campaign=self.lc.name, rule=self.lc.file,
+            if self.ctx.expired_upto is not None and expires <= self.ctx.expired_upto:
+                self.stale_lots = True  # the run's next expiry must read every lot again
+        self.batch.append(operations.grant(
+            key="award:" + self._base_key(award, member), effective=self.cp.day, source=source,
+            member=member, kind=award.kind, amount=amount, owed=owed, expires=expires,
+            recorded=self.ctx.recorded, events=events, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}",
             memo={"member": member, "award": award.name, "period": self.cp.period.id,
                   "target": target, "label": award.label}))
@@ -327,22 +248,21 @@ class Checkpointer:
         self.pending.append(record)
         self.paid[(award.name, member)] = self.paid.get((award.name, member), 0) + amount
         self.grants.setdefault((award.name, member), []).append(record)
-        self.report.entries += 1
-        self.report.points += amount
-        self.report.members.add(member)
-        self.r.report.entries += 1
+        self.figures["grants"] += 1
+        self.figures["points"] += amount
+        self.ctx.awarded(member)
         return True
 
     def refuse(self, award: AwardPlan, member: str, amount: int, reason: str) -> None:
         key = "refused:" + self._base_key(award, member)
         if self.j.entry_by_key(key) is None:
             self.batch.append(NewEntry(
-                key=key, effective=self.cp.day, postings=(), recorded=self.r.recorded,
+                key=key, effective=self.cp.day, postings=(), recorded=self.ctx.recorded,
                 campaign=self.lc.name, rule=self.lc.file, rules_hash=self.lc.rules_hash,
                 step=f"{self.cp.period.id}:{award.name}:refused",
                 memo={"member": member, "award": award.name, "points": amount, "refused": reason}))
             self.pending.append([None, 0])
-        self.report.refused.append((member, award.name, amount, reason))
+        self.refused.append((member, award.name, amount, reason))
 
     def take_back(self, award: AwardPlan, member: str, amount: int, target: int,
                   events: tuple[str, ...] = ()) -> None:
@@ -357,7 +277,7 @@ class Checkpointer:
                 continue
             n += 1
             key = "reverse:" + self._base_key(award, member) + (f":{n}" if n > 1 else "")
-            self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.r.recorded, events=events,
+            self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.ctx.recorded, events=events,
                            memo={"member": member, "award": award.name, "period": self.cp.period.id,
                                  "target": target})
             g[1] -= take
@@ -365,10 +285,8 @@ class Checkpointer:
             if award.kind == self.budget_kind:
                 self.budget_left += take
             self.paid[(award.name, member)] -= take
-            self.report.reversals += 1
-            self.report.reversed_points += take
-            self.report.entries += 1
-            self.r.report.entries += 1
+            self.figures["reversals"] += 1
+            self.figures["reversed_points"] += take
 
     def draw(self, award: AwardPlan, candidates: LotteryCandidates) -> None:
         """The lottery: a seeded, recorded order; winners paid in that order."""
@@ -376,24 +294,12 @@ class Checkpointer:
         day = self.fixed_pay[award.name]  # a lottery is drawn on a fixed date (_due_fixed)
         seed = award.lottery.seed or hashlib.sha256(
             f"{self.lc.name}|{self.cp.period.id}|{award.name}|{day.isoformat()}|{digest}".encode()).hexdigest()
-        order: list[str] = []
-        winners: list[str] = []
-        left, fits = self.budget_left, True
-        for m, amount in candidates.in_draw_order(seed):
-            order.append(m)
-            if award.lottery.winners is not None:
-                if len(winners) < award.lottery.winners:
-                    winners.append(m)
-            elif fits:  # within budget: in draw order while the full award still fits
-                if amount > left:
-                    fits = False
-                else:
-                    winners.append(m)
-                    left -= amount
+        order, winners = pick_winners(candidates.in_draw_order(seed), award.lottery.winners,
+                                      self.budget_left)
         self.flush()  # the grants before the draw, then the draw entry alone: it holds `order`
         self.batch.append(NewEntry(
             key=f"draw:{self.lc.name}:{self.cp.period.id}:{award.name}", effective=self.cp.day,
-            postings=(), recorded=self.r.recorded, campaign=self.lc.name, rule=self.lc.file,
+            postings=(), recorded=self.ctx.recorded, campaign=self.lc.name, rule=self.lc.file,
             rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}:draw",
             memo={"award": award.name, "seed": seed, "candidates_digest": digest,
                   "candidates": count, "order": order, "winners": winners,
@@ -402,19 +308,17 @@ class Checkpointer:
         self.pending.append([None, 0])
         del order
         self.flush()
-        self.draws[award.name] = set(winners)
-        self.report.draws += 1
-        self.report.winners += len(winners)
-        self.r.report.entries += 1
+        self.drawn[award.name] = frozenset(winners)
+        self.figures["winners"] += len(winners)
         # Only (member, amount) was kept per candidate: the winners are evaluated again,
         # in one query, so memory holds no candidate's whole row until the draw.
         if winners:
             envs = {env.member: env for env in evaluate(
-                self.r.conn, self.plan, self.cp.period, self.cp.day, self.r.wm, member=winners)}
+                self.ctx.conn, self.plan, self.cp.period, self.cp.day, self.ctx.watermark, member=winners)}
             # Nothing of a lottery award is paid before its draw; read it all the same.
             self.paid.clear()
             self.grants.clear()
-            history = PaidHistory(self.r.conn, self.lc.name, self.cp.period.id, self.cp.day,
+            history = PaidHistory(self.ctx.conn, self.lc.name, self.cp.period.id, self.cp.day,
                                   winners, (award.kind,), award=award.name)
             for m in sorted(winners):
                 history.load(m, self.paid, self.grants)

@@ -38,7 +38,8 @@ from points.dsl.compiler import Period, Plan
 from points.dsl.errors import RunError
 from points.dsl.evaluator import window_of
 from points.dsl.loader import LoadedCampaign, RuleSet
-from points.engine.settlement import Checkpointer, load_draws
+from points.engine.lottery import load_draws
+from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
 from points.ledger import db
 from points.ledger.dates import day_of_month_after
 from points.ledger.errors import IdempotencyConflict, InsufficientPoints
@@ -132,7 +133,7 @@ class Runner:
         self.progress = progress
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.report = RunReport(until, self.wm, member_tally=lambda: MemberTally(conn))
-        self._draws: dict[tuple[str, str], dict[str, set]] = {}
+        self._draws: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
         self.done_until = self.completed_until()
         self.expired_upto: dt.date | None = None
         self.last_seq = 0  # the journal's last seq after this run's latest step
@@ -319,10 +320,10 @@ class Runner:
                       "rules": dict(sorted(self.rules.hashes.items()))})])
 
     # --- a campaign checkpoint: one transaction
-    def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, set]:
+    def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, frozenset[str]]:
         """The drawn lotteries of a period, award -> winners; a draw made at a checkpoint
-        is added by the Checkpointer. (What each member was paid is not cached: it is
-        read from the journal at each checkpoint, in member order, see PaidHistory.)"""
+        is added when the checkpoint commits. (What each member was paid is not cached:
+        it is read from the journal at each checkpoint, in member order, see PaidHistory.)"""
         key = (lc.name, period.id)
         draws = self._draws.pop(key, None)
         if draws is None:
@@ -350,11 +351,33 @@ class Runner:
             with self.own():
                 if self.head() != self.last_seq:  # another process wrote: cached draws are stale
                     self._draws.clear()
-                Checkpointer(self, lc, cp).run()
+                # The campaign's report (and its member tally's TEMP table) is made before
+                # the checkpoint's queries start: a schema change aborts running statements.
+                report = self.report.campaign(lc.name)
+                draws = self.period_draws(lc, cp.period)
+                ctx = CheckpointContext(
+                    conn=self.conn, journal=self.journal, until=self.until, watermark=self.wm,
+                    recorded=self.recorded, expired_upto=self.expired_upto, draws=draws,
+                    awarded=report.members.add)
+                result = Checkpointer(ctx, lc, cp).run()
         except BaseException:
             self._draws.clear()  # memory may be ahead of the rollback
             raise
+        self.fold(report, draws, result)
 
+    def fold(self, report: CampaignReport, draws: dict, result: CheckpointResult) -> None:
+        """A committed checkpoint's figures into the report, its draws into the cache."""
+        draws.update(result.draws)
+        report.entries += result.grants + result.reversals
+        report.points += result.points
+        report.reversals += result.reversals
+        report.reversed_points += result.reversed_points
+        report.draws += len(result.draws)
+        report.winners += result.winners
+        report.refused.extend(result.refused)
+        self.report.entries += result.entries
+        # A grant of a lot already past the last expiry: the next expiry reads every lot.
+        self.stale_lots = self.stale_lots or result.stale_lots
 
 def _task_order(task) -> tuple:
     rank = {"fund": 0, "checkpoint": 1, "redeem": 2}[task[0]]

@@ -135,8 +135,8 @@ def write_batch(journal, entries: list[NewEntry], build: bool) -> list:
     """Validate, check and write a batch (see the module docstring); returns, per entry,
     its Entry if `build` else its seq (the stored one for an idempotent no-op).
 
-    `journal` gives the connection, `_load` (stored entries), `_cached_balances` and
-    `_store` (the balance cache of budgets and receivables)."""
+    `journal` gives the connection, `entries_where` (stored entries), `current_balances` and
+    `remember_balance` (the balance cache of budgets and receivables)."""
     conn = journal.conn
     keys = []
     for e in entries:
@@ -321,7 +321,7 @@ def write_batch(journal, entries: list[NewEntry], build: bool) -> list:
     if entry_rows:
         conn.executemany(_INSERT_ENTRY, entry_rows)
     for pair, bal in balances.items():
-        journal._store(pair, (bal, pid))
+        journal.remember_balance(pair, (bal, pid))
     if len(entry_rows) == len(out):
         return out
     # Idempotent no-ops: the stored entry, or the one written earlier in this batch.
@@ -339,7 +339,7 @@ def _existing(journal, keys: list[str]) -> dict[str, Entry]:
         (json.dumps(keys),))]
     if not found:
         return {}
-    return {x.key: x for x in journal._load("e.key IN (SELECT value FROM json_each(?))",
+    return {x.key: x for x in journal.entries_where("e.key IN (SELECT value FROM json_each(?))",
                                           (json.dumps(found),))}
 
 def _check_same(e: NewEntry, existing: dict[str, Entry], seen: dict[str, NewEntry]) -> None:
@@ -377,7 +377,7 @@ def _check_state(journal, checks: list[tuple], posting_rows: list[tuple], entry_
         ):
             lots[lid] = [account, kind, expires, eff, rem]
     checked = {pair for c in checks if c[3] for pair, _amount in c[3]}
-    balances = journal._cached_balances(sorted(checked)) if checked else {}
+    balances = journal.current_balances(sorted(checked)) if checked else {}
     for key, eff, draws, moves in checks:
         for idx, draw_pid, lot_id, account, kind, amount in draws or ():
             lot = lots.get(lot_id)

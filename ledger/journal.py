@@ -8,10 +8,13 @@ below zero, receivables never positive), assigns seqs and posting ids, chains
 the hashes and writes everything with two `executemany` calls. The database
 triggers re-check zero sum and append-only.
 
-The operations (fund_budget, grant, redeem, expire, reverse) read the state
-they need, build the entry and append it inside the same transaction. Their
-idempotency is by key: a re-run with the same request returns the stored
-entry; a different request under the same key raises IdempotencyConflict.
+The operations (fund_budget, redeem, expire, reverse) read the state they
+need, build the entry with `ledger.operations` and append it inside the same
+transaction. Their idempotency is by key: a re-run with the same request
+returns the stored entry; a different request under the same key raises
+IdempotencyConflict. A grant has no method here: the run engine builds grants
+with `operations.grant` from the state it keeps for a whole checkpoint and
+appends them in batches.
 """
 
 from __future__ import annotations
@@ -25,24 +28,15 @@ from typing import Any, Iterable, Iterator, Sequence
 import apsw
 
 from points.ledger import db, kinds
-from points.ledger.accounts import (
-    EXPIRED,
-    FUNDING,
-    REDEEMED,
-    budget_account,
-    member_account,
-    parse_account,
-    receivable_account,
-    valid_id,
-)
-# _ACCOUNTS and account_info live with the batch writer; verify imports them from here.
-from points.ledger.append import _ACCOUNTS, account_info  # noqa: F401
+from points.ledger import operations
+from points.ledger.accounts import member_account, parse_account, receivable_account, valid_id
 from points.ledger.append import REMAINING as _REMAINING
 from points.ledger.append import check_date as _check_date
 from points.ledger.append import write_batch
-from points.ledger.errors import IdempotencyConflict, InsufficientPoints, InvalidAccount, InvalidEntry, LedgerError
+from points.ledger.errors import IdempotencyConflict, InvalidAccount, InvalidEntry, LedgerError
 from points.ledger.hashing import GENESIS, canonical
 from points.ledger.model import Entry, Lot, NewEntry, Posting
+from points.ledger.operations import check_points
 
 _FAR = "9999-12-31"
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
@@ -53,6 +47,11 @@ _RANK = kinds.RANK
 # incrementally (postings with a larger id), stored only after a commit of a
 # transaction this module opened. `verify` checks it against the postings.
 _CACHES: "weakref.WeakKeyDictionary[apsw.Connection, dict]" = weakref.WeakKeyDictionary()
+
+
+def cached_balances(conn: apsw.Connection) -> dict[tuple[str, str], tuple[int, int]]:
+    """A copy of the connection's balance cache ({} if it has none), for `verify`."""
+    return dict(_CACHES.get(conn) or {})
 
 
 def balance_cache(conn: apsw.Connection) -> dict[tuple[str, str], tuple[int, int]]:
@@ -76,12 +75,6 @@ def _iso(value: dt.date | None) -> str | None:
 
 def _date(text: str | None) -> dt.date | None:
     return None if text is None else dt.date.fromisoformat(text)
-
-
-def _check_points(what: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidEntry(f"{what} must be a positive integer, not {value!r}")
-    return value
 
 
 def _rows_to_entries(rows: Iterable[Sequence]) -> Iterator[Entry]:
@@ -139,7 +132,7 @@ class Journal:
         finally:
             self._pending = None
 
-    def _cached_balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    def current_balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Current balance of each (account, kind), all dates (cache + one query each)."""
         cache = balance_cache(self.conn)
         out = {}
@@ -154,10 +147,10 @@ class Journal:
                 (key[0], key[1], upto),
             ).fetchone()
             out[key] = bal + s
-            self._store(key, (bal + s, m if m is not None else upto))
+            self.remember_balance(key, (bal + s, m if m is not None else upto))
         return out
 
-    def _store(self, key, value) -> None:
+    def remember_balance(self, key, value) -> None:
         if self._pending is not None:
             self._pending[key] = value
         else:  # inside a transaction the caller owns: its fate is unknown
@@ -195,16 +188,16 @@ class Journal:
 
     # ------------------------------------------------------------------ reads
 
-    def _load(self, where: str, params: Sequence = ()) -> list[Entry]:
+    def entries_where(self, where: str, params: Sequence = ()) -> list[Entry]:
         sql = f"{_ENTRY_SELECT} WHERE {where} ORDER BY e.seq, p.idx"
         return list(_rows_to_entries(self.conn.execute(sql, params)))
 
     def entry(self, seq: int) -> Entry | None:
-        found = self._load("e.seq = ?", (seq,))
+        found = self.entries_where("e.seq = ?", (seq,))
         return found[0] if found else None
 
     def entry_by_key(self, key: str) -> Entry | None:
-        found = self._load("e.key = ?", (key,))
+        found = self.entries_where("e.key = ?", (key,))
         return found[0] if found else None
 
     def head(self) -> tuple[int, str]:
@@ -303,68 +296,17 @@ class Journal:
     def fund_budget(self, campaign: str, kind: str, amount: int, effective: dt.date,
                     recorded: str | dt.date | None = None) -> Entry:
         """Fund `campaign:<campaign>:budget` from system:funding, once per campaign and kind."""
-        budget = budget_account(campaign)
-        kinds.check_kind(kind)
-        _check_points("budget amount", amount)
-        entry = NewEntry(
-            key=f"fund:{campaign}:{kind}", effective=effective, recorded=recorded,
-            campaign=campaign, step="fund",
-            postings=(Posting(FUNDING, kind, -amount), Posting(budget, kind, amount)),
-        )
-        return self.append([entry])[0]
-
-    def grant(self, member: str, kind: str, amount: int, expires: dt.date, effective: dt.date,
-              *, key: str, source: str, campaign: str | None = None, rule: str | None = None,
-              rules_hash: str | None = None, step: str | None = None, events: Iterable[str] = (),
-              memo: Any = None, recorded: str | dt.date | None = None) -> Entry:
-        """Credit `amount` points of `kind` to the member from `source`.
-
-        Any receivable of that kind is paid first; the rest opens a lot that
-        expires on `expires`. BudgetExceeded if a budget source cannot pay.
-        """
-        macct = member_account(member, kind)
-        racct = receivable_account(member, kind)
-        src = parse_account(source)
-        if not (src.is_budget or source == FUNDING):
-            raise InvalidAccount(f"grant source must be a campaign budget or {FUNDING}, not {source!r}")
-        _check_points("grant amount", amount)
-        _check_date("effective", effective)
-        _check_date("expires", expires)
-        events = tuple(events)
-        with self._txn():
-            old = self.entry_by_key(key)
-            if old is not None:
-                want = (source, -amount, member, kind, effective, campaign, rule, rules_hash, step,
-                        events, canonical(memo if memo is not None else {}))
-                got = _grant_signature(old)
-                lot_ok = all(p.expires == expires for p in old.postings if p.account == macct)
-                if got != want or not lot_ok:
-                    raise IdempotencyConflict(
-                        f"key {key!r} is already used by entry {old.seq} with a different grant")
-                return old
-            owed = -self._cached_balances([(racct, kind)])[(racct, kind)]
-            pay = min(max(owed, 0), amount)
-            postings = [Posting(source, kind, -amount)]
-            if pay:
-                postings.append(Posting(racct, kind, pay))
-            if amount - pay:
-                postings.append(Posting(macct, kind, amount - pay, expires=expires))
-            entry = NewEntry(key=key, effective=effective, postings=postings, recorded=recorded,
-                             campaign=campaign, rule=rule, rules_hash=rules_hash, step=step,
-                             events=events, memo=memo)
-            return self.append([entry])[0]
+        return self.append([operations.fund(campaign, kind, amount, effective, recorded)])[0]
 
     def redeem(self, member: str, points: int, use: str, effective: dt.date, *, key: str,
                events: Iterable[str] = (), recorded: str | dt.date | None = None) -> Entry:
-        """Spend `points` for `use`: earliest-expiring lots first among the kinds the use
-        allows (ties: more restricted kind, then older lot). InsufficientPoints if short."""
+        """Spend `points` for `use` (see `operations.redemption`). InsufficientPoints if short."""
         if not valid_id(member):
             raise InvalidAccount(f"invalid member id {member!r}")
         kinds.check_use(use)
-        _check_points("points to redeem", points)
+        check_points("points to redeem", points)
         _check_date("effective", effective)
         events = tuple(events)
-        allowed = kinds.kinds_for_use(use)
         with self._txn():
             old = self.entry_by_key(key)
             if old is not None:
@@ -376,32 +318,9 @@ class Journal:
                     raise IdempotencyConflict(
                         f"key {key!r} is already used by entry {old.seq} with a different redemption")
                 return old
-            day = effective.isoformat()
-            lots = self._spendable(member, allowed, day)
-            have = sum(l[3] for l in lots)
-            if have < points:
-                per = {k: 0 for k in allowed}
-                for l in lots:
-                    per[l[1]] += l[3]
-                detail = ", ".join(f"{k} {v}" for k, v in per.items())
-                raise InsufficientPoints(
-                    f"member {member} has {have} points spendable for {use} on {day} ({detail}),"
-                    f" {points} requested"
-                )
-            lots.sort(key=lambda l: (l[2], _RANK[l[1]], l[0]))
-            postings, per_kind, left = [], {}, points
-            for lid, kind, _exp, rem in lots:
-                take = min(rem, left)
-                postings.append(Posting(f"member:{member}:{kind}", kind, -take, lot=lid))
-                per_kind[kind] = per_kind.get(kind, 0) + take
-                left -= take
-                if not left:
-                    break
-            for kind in kinds.RESTRICTION_ORDER:
-                if kind in per_kind:
-                    postings.append(Posting(REDEEMED, kind, per_kind[kind]))
-            entry = NewEntry(key=key, effective=effective, postings=postings, recorded=recorded,
-                             events=events, memo={"use": use})
+            lots = self._spendable(member, kinds.kinds_for_use(use), effective.isoformat())
+            entry = operations.redemption(key=key, member=member, points=points, use=use, lots=lots,
+                                          effective=effective, events=events, recorded=recorded)
             return self.append([entry])[0]
 
     def expire(self, as_of: dt.date, recorded: str | dt.date | None = None) -> list[Entry]:
@@ -456,19 +375,13 @@ class Journal:
                 while key in taken:
                     n += 1
                     key = f"{base}:{n}"
-                postings, per_kind = [], {}
-                for _rank, lid, account, kind, rem in items:
-                    postings.append(Posting(account, kind, -rem, lot=lid))
-                    per_kind[kind] = per_kind.get(kind, 0) + rem
-                for kind in kinds.RESTRICTION_ORDER:
-                    if kind in per_kind:
-                        postings.append(Posting(EXPIRED, kind, per_kind[kind]))
-                d = dt.date.fromisoformat(day)
-                batch.append(NewEntry(key=key, effective=d, postings=postings,
-                                      recorded=recorded if recorded is not None else as_of,
-                                      step="expire"))
+                entry, points = operations.expiry(
+                    key=key, effective=dt.date.fromisoformat(day),
+                    lots=[(account, kind, lid, rem) for _rank, lid, account, kind, rem in items],
+                    recorded=recorded if recorded is not None else as_of)
+                batch.append(entry)
                 n_entries += 1
-                n_points += sum(per_kind.values())
+                n_points += points
                 if len(batch) >= chunk:
                     self._expire_chunk(batch, collect)
                     batch = []
@@ -490,22 +403,14 @@ class Journal:
         The member pays from the original lot first, then other lots of that
         kind by earliest expiry; what is no longer there becomes a receivable.
         """
-        _check_points("amount to reverse", amount)
+        check_points("amount to reverse", amount)
         _check_date("effective", effective)
         events = tuple(events)
         with self._txn():
             orig = self.entry(entry_seq)
             if orig is None:
                 raise LedgerError(f"cannot reverse entry {entry_seq}: no such entry")
-            credits = [p for p in orig.postings if p.amount > 0
-                       and p.account.split(":")[0] in ("member", "receivable")]
-            sources = {p.account for p in orig.postings if p.amount < 0
-                       and p.account.split(":")[0] not in ("member", "receivable")}
-            owners = {(p.account.split(":")[1], p.kind) for p in credits}
-            if not credits or len(owners) != 1 or len(sources) != 1:
-                raise InvalidEntry(
-                    f"cannot reverse entry {entry_seq}: it is not a grant to one member and kind")
-            (member, kind), (source,) = owners.pop(), sources
+            member, kind, source, credits = operations.reversal_parts(orig)
             old = self.entry_by_key(key)
             if old is not None:
                 back = sum(p.amount for p in old.postings if p.account == source)
@@ -525,30 +430,8 @@ class Journal:
                 raise InvalidEntry(
                     f"cannot reverse {amount} points of entry {entry_seq}: it credited {credited},"
                     f" earlier reversals took {taken}, {credited - taken} left")
-            own = {p.id for p in credits if p.account.startswith("member:")}
             lots = self._spendable(member, (kind,), effective.isoformat())
-            lots.sort(key=lambda l: (l[0] not in own, l[2], l[0]))
-            postings = [Posting(source, kind, amount)]
-            left = amount
-            for lid, _kind, _exp, rem in lots:
-                if not left:
-                    break
-                take = min(rem, left)
-                postings.append(Posting(member_account(member, kind), kind, -take, lot=lid))
-                left -= take
-            if left:
-                postings.append(Posting(receivable_account(member, kind), kind, -left))
-            entry = NewEntry(key=key, effective=effective, postings=postings, recorded=recorded,
-                             campaign=orig.campaign, rule=orig.rule, rules_hash=orig.rules_hash,
-                             step=orig.step, events=events, reverses=entry_seq, memo=memo)
+            entry = operations.reversal(orig, amount, lots, effective, key=key, events=events,
+                                        memo=memo, recorded=recorded)
             return self.append([entry])[0]
 
-
-def _grant_signature(e: Entry):
-    debits = [p for p in e.postings if p.amount < 0]
-    credits = [p for p in e.postings if p.amount > 0]
-    source = debits[0].account if len(debits) == 1 else None
-    owners = {(p.account.split(":")[1], p.kind) for p in credits}
-    member, kind = owners.pop() if len(owners) == 1 else (None, None)
-    return (source, debits[0].amount if len(debits) == 1 else None, member, kind, e.effective,
-            e.campaign, e.rule, e.rules_hash, e.step, e.events, canonical(e.memo))

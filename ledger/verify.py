@@ -213,9 +213,9 @@ ORDER BY seq
 
 def _verify_cache(conn: apsw.Connection, bad: _Problems) -> None:
     """Cached budget/receivable balances must equal the postings up to their watermark."""
-    from points.ledger.journal import _CACHES
+    from points.ledger.journal import cached_balances
 
-    cache = _CACHES.get(conn)
+    cache = cached_balances(conn)
     if not cache:
         return
     for (account, kind), (balance, upto) in sorted(cache.items()):

@@ -10,11 +10,23 @@ import attrs
 
 from points.dsl.loader import RuleSet, load_rules
 from points.engine.workflow import Runner, RunReport
-from points.ledger import db, events
+from points.ledger import db, events, operations
+from points.ledger.accounts import FUNDING
 from points.ledger.journal import Journal
+from points.ledger.model import Entry
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
+
+
+def grant(journal: Journal, member: str, kind: str, amount: int, expires: dt.date,
+          effective: dt.date, *, key: str, source: str = FUNDING, **fields) -> Entry:
+    """A grant by the path the run engine takes: `operations.grant` (what the member owes
+    of that kind paid back first, here read from the journal), then `Journal.append`."""
+    owed = journal.receivable(member)[kind]
+    return journal.append([operations.grant(
+        key=key, effective=effective, source=source, member=member, kind=kind, amount=amount,
+        owed=owed, expires=expires, **fields)])[0]
 
 
 @functools.cache

@@ -6,11 +6,14 @@ Python computation it replaces."""
 import datetime as dt
 import hashlib
 
-from points.engine.settlement import Checkpointer, LotteryCandidates, PaidHistory
+from points.engine.lottery import LotteryCandidates
+from points.engine.paid import PaidHistory
+from points.engine.settlement import Checkpointer
 from points.engine.workflow import MemberTally
 from points.ledger.accounts import FUNDING
 from points.ledger.journal import Journal
 from tests.engine.test_workflow import pay, rules_dir, run
+from tests.support import grant
 
 # Member ids whose byte order and code-point order must agree with Python's: a prefix,
 # a punctuation mark below ':' and a digit, non-ASCII letters of 2 and 3 UTF-8 bytes.
@@ -55,11 +58,11 @@ def test_paid_history_reads_members_in_python_order_whole_or_by_member(world):
     expected = {}
     for i, m in enumerate(AWKWARD):
         for n in range(2):
-            j.grant(m, "limited", 10 * i + n + 1, dt.date(2026, 6, 30), dt.date(2026, 4, 10),
+            grant(j, m, "limited", 10 * i + n + 1, dt.date(2026, 6, 30), dt.date(2026, 4, 10),
                     key=f"g:{m}:{n}", source=FUNDING, campaign="t", step=f"main:{'ab'[n]}",
                     memo={"member": m})
             expected[(("ab"[n]), m)] = 10 * i + n + 1
-    j.grant("W1", "limited", 999, dt.date(2026, 6, 30), dt.date(2026, 4, 11), key="later",
+    grant(j, "W1", "limited", 999, dt.date(2026, 6, 30), dt.date(2026, 4, 11), key="later",
             source=FUNDING, campaign="t", step="main:a", memo={"member": "W1"})  # after the day
     for members in (None, AWKWARD, ["Ω", "W1"]):
         history = PaidHistory(world.conn, "t", "main", dt.date(2026, 4, 10), members, ["limited"])

@@ -10,6 +10,7 @@ from points.ledger.hashing import entry_canonical, fast_canonical
 from points.ledger.journal import Journal
 from points.ledger.model import NewEntry, Posting
 from points.ledger.verify import verify
+from tests import support
 
 D = dt.date
 BUDGET = "campaign:c1:budget"
@@ -30,7 +31,7 @@ def count(j, table):
 
 
 def grant(j, member, kind, amount, expires, eff, key, source="system:funding"):
-    return j.grant(member, kind, amount, expires, eff, key=key, source=source)
+    return support.grant(j, member, kind, amount, expires, eff, key=key, source=source)
 
 
 def test_zero_sum_refused_in_python_and_by_trigger(j):

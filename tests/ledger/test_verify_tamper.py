@@ -6,6 +6,7 @@ import pytest
 from points.ledger import db
 from points.ledger.journal import Journal
 from points.ledger.verify import verify
+from tests.support import grant
 
 D = dt.date
 
@@ -15,7 +16,7 @@ def build(path):
     j = Journal(conn)
     j.fund_budget("c1", "basic", 1000, D(2024, 1, 1))
     for i in range(5):
-        j.grant(f"W{i}", "basic", 100, D(2024, 3, 31), D(2024, 1, 2 + i), key=f"g{i}",
+        grant(j, f"W{i}", "basic", 100, D(2024, 3, 31), D(2024, 1, 2 + i), key=f"g{i}",
                 source="campaign:c1:budget", memo={"i": i})
     j.redeem("W1", 40, "fare", D(2024, 2, 1), key="r")
     conn.close()
