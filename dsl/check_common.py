@@ -9,6 +9,7 @@ import attrs
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl.errors import at
 from points.dsl.tables import Table
 
 Types = str
@@ -123,3 +124,48 @@ class Ctx:
     group: ast.GroupSum | None = None  # member scope: inside `sum over`
     group_stream: ast.Stream | None = None
     key_type: str = sym.ANY
+
+
+@attrs.frozen
+class Scope:
+    """What every checker of one campaign reads: the campaign, its names by kind, its
+    tables, and where diagnostics go (the list is shared; nothing else changes)."""
+
+    rules: ast.RulesFile
+    c: ast.Campaign
+    streams: dict
+    values: dict
+    awards: dict
+    tables: dict
+    failed_tables: frozenset  # declared, but could not be loaded (already reported)
+    window: tuple | None
+    diags: list
+
+    @classmethod
+    def of(cls, rules: ast.RulesFile, campaign: ast.Campaign, tables: dict, failed_tables, diags: list) -> "Scope":
+        def first(items):
+            out = {}
+            for x in items:
+                out.setdefault(x.name, x)
+            return out
+        w = campaign.window
+        window = (w.low.value, w.high.value) if w is not None and is_date_lit(w.low) and is_date_lit(w.high) else None
+        return cls(rules, campaign, first(campaign.streams), first(campaign.values), first(campaign.awards),
+                   tables, frozenset(failed_tables), window, diags)
+
+    def err(self, span, message: str, hint: str | None = None) -> None:
+        self.diags.append(at(span, message, hint))
+
+    def text(self, node) -> str:
+        """The source text of a node, on one line."""
+        s = node.span
+        lines = self.rules.source.splitlines()
+        if not (1 <= s.line <= len(lines)) or not (1 <= s.end_line <= len(lines)):
+            return "?"
+        if s.line == s.end_line:
+            out = lines[s.line - 1][s.column - 1:s.end_column - 1]
+        else:
+            parts = [lines[s.line - 1][s.column - 1:]] + lines[s.line:s.end_line - 1] + \
+                [lines[s.end_line - 1][:s.end_column - 1]]
+            out = " ".join(p.strip() for p in parts)
+        return " ".join(out.split())

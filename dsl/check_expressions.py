@@ -1,7 +1,9 @@
 """Checks of expressions: names, types, functions and aggregates, per event and per member.
 
-A mixin of the campaign checker (`dsl.checker`): every method returns the type of
-the expression it checked and reports what is wrong through `self.err`.
+`ExpressionChecker` is given the campaign's `Scope` by the clause checker
+(`dsl.checker`): every method returns the type of the expression it checked and
+reports what is wrong through the scope. Calls (functions and aggregates) are checked
+by a `CallChecker` (`dsl.check_calls`) it owns.
 """
 
 from __future__ import annotations
@@ -10,13 +12,83 @@ from fractions import Fraction
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl.check_calls import CallChecker
 from points.dsl.check_common import (
-    ALL_FUNCTIONS, FUNCTION_HINT, ORDERED_OPS, Ctx, closest, did_you_mean, table_type, unify,
+    ORDERED_OPS, Ctx, Scope, closest, did_you_mean, table_type, unify,
 )
 
 
-class ExpressionChecks:
-    """Type and name checks of expressions (mixed into the campaign checker)."""
+class ExpressionChecker:
+    """Type and name checks of expressions; the types of values and of stream fields
+    are computed once, on first use, and remembered."""
+
+    def __init__(self, scope: Scope):
+        self.s = scope
+        self.calls = CallChecker(scope, self)
+        self._value_types: dict[str, str] = {}
+        self._in_progress: set[str] = set()
+        self._field_types: dict[tuple[str, str], str] = {}
+        self._field_progress: set[tuple[str, str]] = set()
+        # stream -> the streams its filter aggregates (and where): checked for loops
+        self.stream_deps: dict[str, dict[str, ast.Span]] = {st.name: {} for st in scope.c.streams}
+
+    # ------------------------------------------------------------ names and types
+    def stream_field_names(self, stream: ast.Stream) -> dict[str, None] | None:
+        if stream.event_type not in sym.EVENT_TYPES:
+            return None
+        names = dict.fromkeys(sym.event_fields(stream.event_type))
+        names.update(dict.fromkeys(f.name for f in stream.fields))
+        return names
+
+    def field_type(self, stream: ast.Stream, name: str) -> str | None:
+        """Type of field `name` of `stream` (event field or `field` definition); None if absent."""
+        if stream.event_type not in sym.EVENT_TYPES:
+            return sym.ANY
+        for i, f in enumerate(stream.fields):
+            if f.name == name:
+                return self.def_type(stream, i)
+        return sym.event_fields(stream.event_type).get(name)
+
+    def def_type(self, stream: ast.Stream, index: int) -> str:
+        f = stream.fields[index]
+        key = (stream.name, f.name)
+        if key in self._field_types:
+            return self._field_types[key]
+        if key in self._field_progress:
+            return sym.ANY
+        self._field_progress.add(key)
+        visible = dict(sym.event_fields(stream.event_type))
+        for earlier in stream.fields[:index]:
+            if earlier.name not in visible:
+                visible[earlier.name] = sym.ANY  # typed lazily in name()
+        ctx = Ctx("event", stream=stream, fields=visible)
+        ty = self.expr(f.expr, ctx)
+        self._field_progress.discard(key)
+        self._field_types[key] = ty
+        return ty
+
+    def stream_field_names_typed(self, s: ast.Stream) -> dict[str, str]:
+        out = dict(sym.event_fields(s.event_type))
+        for f in s.fields:
+            out.setdefault(f.name, self._field_types.get((s.name, f.name), sym.ANY))
+        return out
+
+    def need_bool(self, node, ty: str, what: str) -> None:
+        if ty not in (sym.BOOL, sym.ANY):
+            self.s.err(node.span, f"{what} must be a condition (true or false), not {ty}",
+                     "compare it, e.g. `amount >= 500`")
+
+    def value_type(self, name: str) -> str:
+        if name in self._value_types:
+            return self._value_types[name]
+        if name in self._in_progress:
+            return sym.ANY  # a cycle: reported by check_value_cycles
+        self._in_progress.add(name)
+        node = self.s.values[name]
+        ty = self.expr(node.expr, Ctx("member"))
+        self._in_progress.discard(name)
+        self._value_types[name] = ty
+        return ty
 
 
     # ------------------------------------------------------------ expressions
@@ -25,7 +97,7 @@ class ExpressionChecks:
         if t is ast.Literal:
             ty = sym.literal_type(n.value)
             if ty == sym.NUM and ctx.scope == "event":
-                self.err(n.span, "a percentage cannot be used in a stream (per event, whole numbers only)",
+                self.s.err(n.span, "a percentage cannot be used in a stream (per event, whole numbers only)",
                          "apply it per member, e.g. `value points = floor(sum(s.amount) * 5%)`")
             return ty
         if t is ast.Name:
@@ -33,14 +105,14 @@ class ExpressionChecks:
         if t is ast.Dotted:
             return self.dotted(n, ctx)
         if t is ast.Filtered:
-            self.err(n.span, f"`{n.stream} where ...` can only be the argument of an aggregate",
+            self.s.err(n.span, f"`{n.stream} where ...` can only be the argument of an aggregate",
                      f"e.g. `count({n.stream} where ...)`")
             return sym.ANY
         if t is ast.Call:
-            return self.call(n, ctx)
+            return self.calls.call(n, ctx)
         if t is ast.ListLit:
             if ctx.scope == "event":
-                self.err(n.span, "a list can only follow `in` or `has one of` in a stream")
+                self.s.err(n.span, "a list can only follow `in` or `has one of` in a stream")
             return self.list_items(n, ctx)
         if t is ast.Unary:
             ty = self.expr(n.operand, ctx)
@@ -48,7 +120,7 @@ class ExpressionChecks:
                 self.need_bool(n.operand, ty, "the operand of `not`")
                 return sym.BOOL
             if ty not in sym.NUMERIC and ty != sym.ANY:
-                self.err(n.span, f"type mismatch: cannot negate {ty}")
+                self.s.err(n.span, f"type mismatch: cannot negate {ty}")
                 return sym.ANY
             return ty
         if t is ast.BinOp:
@@ -61,14 +133,14 @@ class ExpressionChecks:
             self.need_bool(n.cond, self.expr(n.cond, ctx), "the condition after `if`")
             a, b = self.expr(n.then, ctx), self.expr(n.otherwise, ctx)
             if not sym.compatible(a, b):
-                self.err(n.span, f"type mismatch: one branch is {a}, the other {b}")
+                self.s.err(n.span, f"type mismatch: one branch is {a}, the other {b}")
                 return sym.ANY
             return unify(a, b)
         if t is ast.GroupSum:
             return self.group_sum(n, ctx)
         if t is ast.Lookup:
             return self.lookup(n, ctx)
-        self.err(n.span, "cannot use this here")  # pragma: no cover - every node type is handled
+        self.s.err(n.span, "cannot use this here")  # pragma: no cover - every node type is handled
         return sym.ANY
 
     def list_items(self, n: ast.ListLit, ctx: Ctx) -> str:
@@ -78,7 +150,7 @@ class ExpressionChecks:
             if first is None or first == sym.ANY:
                 first = ty
             elif not sym.compatible(first, ty):
-                self.err(item.span, f"type mismatch: a list mixes {first} and {ty}")
+                self.s.err(item.span, f"type mismatch: a list mixes {first} and {ty}")
         return sym.LIST
 
     def name(self, n: ast.Name, ctx: Ctx) -> str:
@@ -86,9 +158,9 @@ class ExpressionChecks:
         if ctx.scope == "event":
             if name in sym.WEEKDAYS:
                 return sym.WEEKDAY
-            if name in self.values:
+            if name in self.s.values:
                 if ctx.fields is not None and name in ctx.fields:
-                    self.err(n.span, f"{name} is both a value and a field of {ctx.stream.event_type}",
+                    self.s.err(n.span, f"{name} is both a value and a field of {ctx.stream.event_type}",
                              "rename the value")
                     return sym.ANY
                 return self.value_in_event(n, ctx)
@@ -98,28 +170,28 @@ class ExpressionChecks:
                 if ctx.stream is not None:
                     for i, f in enumerate(ctx.stream.fields):
                         if f.name == name:
-                            return self._def_type(ctx.stream, i)
+                            return self.def_type(ctx.stream, i)
                 return ctx.fields[name]
             if ctx.stream is not None and any(f.name == name for f in ctx.stream.fields):
-                self.err(n.span, f"field {name} is defined later in stream {ctx.stream.name}",
+                self.s.err(n.span, f"field {name} is defined later in stream {ctx.stream.name}",
                          "a field can use the fields defined before it")
                 return sym.ANY
             if name in sym.RANGE_NAMES:
-                self.err(n.span, f"`{name}` is a date range: use it after `in`, as in `date in {name}`")
+                self.s.err(n.span, f"`{name}` is a date range: use it after `in`, as in `date in {name}`")
                 return sym.ANY
-            if name in self.awards:
-                self.err(n.span, f"{name} is an award, decided per member: it cannot be used in a stream")
+            if name in self.s.awards:
+                self.s.err(n.span, f"{name} is an award, decided per member: it cannot be used in a stream")
                 return sym.ANY
-            if name in self.streams:
-                self.err(n.span, f"{name} is a stream: in a filter use an aggregate such as exists({name})")
+            if name in self.s.streams:
+                self.s.err(n.span, f"{name} is a stream: in a filter use an aggregate such as exists({name})")
                 return sym.ANY
-            if name in self.tables:
-                self.err(n.span, f"{name} is a table: use `x in {name}.COLUMN` or `lookup`")
+            if name in self.s.tables:
+                self.s.err(n.span, f"{name} is a table: use `x in {name}.COLUMN` or `lookup`")
                 return sym.ANY
             etype = ctx.stream.event_type if ctx.stream else "this event"
-            choices = list(ctx.fields) + list(self.values)
+            choices = list(ctx.fields) + list(self.s.values)
             best = closest(name, choices)
-            self.err(n.span, f"unknown name {name}: not a field of {etype}",
+            self.s.err(n.span, f"unknown name {name}: not a field of {etype}",
                      (f"did you mean {best}? " if best else "")
                      + f"fields of {etype}: " + ", ".join(sorted(ctx.fields)))
             return sym.ANY
@@ -129,33 +201,33 @@ class ExpressionChecks:
                 return ctx.key_type
             if name in sym.WEEKDAYS:
                 return sym.WEEKDAY
-            self.err(n.span, f"inside `sum over {ctx.group.stream} by {ctx.group.key}` only the key "
+            self.s.err(n.span, f"inside `sum over {ctx.group.stream} by {ctx.group.key}` only the key "
                      f"{ctx.group.key} and aggregates of the group's events can be used, not {name}",
                      f"e.g. `sum(amount)` for the total of each {ctx.group.key}")
             return sym.ANY
-        if name in self.values:
+        if name in self.s.values:
             return self.value_type(name)
-        if name in self.awards:
+        if name in self.s.awards:
             return sym.BOOL
         if name in sym.WEEKDAYS:
             return sym.WEEKDAY
         if name in sym.RANGE_NAMES:
-            self.err(n.span, f"`{name}` is a date range of events: use it in a stream, as `date in {name}`")
+            self.s.err(n.span, f"`{name}` is a date range of events: use it in a stream, as `date in {name}`")
             return sym.ANY
-        if name in self.streams:
-            self.err(n.span, f"{name} is a stream of events, not a value",
+        if name in self.s.streams:
+            self.s.err(n.span, f"{name} is a stream of events, not a value",
                      f"use an aggregate: count({name}), exists({name}) or sum({name}.amount)")
             return sym.ANY
-        if name in self.tables:
-            self.err(n.span, f"{name} is a table: use it in a stream (`x in {name}.COLUMN` or `lookup`)")
+        if name in self.s.tables:
+            self.s.err(n.span, f"{name} is a table: use it in a stream (`x in {name}.COLUMN` or `lookup`)")
             return sym.ANY
         if name in sym.DERIVED_FIELDS or name in sym.es.FIELD_KINDS:
-            stream = next(iter(self.streams), "STREAM")
-            self.err(n.span, f"{name} is a field of each event, not a value of the member",
+            stream = next(iter(self.s.streams), "STREAM")
+            self.s.err(n.span, f"{name} is a field of each event, not a value of the member",
                      f"use an aggregate, e.g. sum({stream}.{name}) or first({stream}.{name})")
             return sym.ANY
-        choices = list(self.values) + list(self.awards)
-        self.err(n.span, f"unknown name {name}",
+        choices = list(self.s.values) + list(self.s.awards)
+        self.s.err(n.span, f"unknown name {name}",
                  did_you_mean(name, choices) if choices else "declare it with `value NAME = ...`")
         return sym.ANY
 
@@ -163,15 +235,15 @@ class ExpressionChecks:
         """A member value used per event: inlined as SQL, so only aggregates of other streams."""
         ty = self.value_type(n.name)
         streams: dict[str, ast.Span] = {}
-        blocker = self._event_blocker(self.values[n.name].expr, streams, {n.name})
+        blocker = self._event_blocker(self.s.values[n.name].expr, streams, {n.name})
         if blocker is not None:
-            self.err(n.span, f"value {n.name} cannot be used in a stream: it uses `{self.text(blocker)}`",
+            self.s.err(n.span, f"value {n.name} cannot be used in a stream: it uses `{self.s.text(blocker)}`",
                      "per event, a value may only combine numbers, dates and aggregates of other "
                      "streams (no /, no percentages, no functions other than aggregates)")
             return ty
         if ctx.stream is not None:
             for s in streams:
-                self._stream_deps.setdefault(ctx.stream.name, {}).setdefault(s, n.span)
+                self.stream_deps.setdefault(ctx.stream.name, {}).setdefault(s, n.span)
         return ty
 
     def _event_blocker(self, node, streams: dict, seen: set):
@@ -182,13 +254,13 @@ class ExpressionChecks:
         if t is ast.Name:
             if node.name in sym.WEEKDAYS:
                 return None
-            if node.name in self.values:
+            if node.name in self.s.values:
                 if node.name in seen:
                     return None
-                return self._event_blocker(self.values[node.name].expr, streams, seen | {node.name})
+                return self._event_blocker(self.s.values[node.name].expr, streams, seen | {node.name})
             return node
         if t is ast.Call:
-            if node.func == "date_reaching" or not self._is_aggregate(node, None):
+            if node.func == "date_reaching" or not self.calls.is_aggregate(node, None):
                 return node
             arg = node.args[0] if node.args else None
             base = (arg.name if isinstance(arg, ast.Name) else arg.stream if isinstance(arg, ast.Filtered)
@@ -230,15 +302,15 @@ class ExpressionChecks:
         return node
 
     def dotted(self, n: ast.Dotted, ctx: Ctx) -> str:
-        if n.base in self.tables or n.base in self.failed_tables:
-            self.err(n.span, f"`{n.base}.{n.attr}` is a table column: use it after `in`",
+        if n.base in self.s.tables or n.base in self.s.failed_tables:
+            self.s.err(n.span, f"`{n.base}.{n.attr}` is a table column: use it after `in`",
                      f"e.g. `merchant in {n.base}.{n.attr}`, or `lookup {n.attr} in {n.base} where ...`")
-        elif n.base in self.streams:
-            self.err(n.span, f"`{n.base}.{n.attr}` is one value per event: use an aggregate",
+        elif n.base in self.s.streams:
+            self.s.err(n.span, f"`{n.base}.{n.attr}` is one value per event: use an aggregate",
                      f"e.g. sum({n.base}.{n.attr}), first({n.base}.{n.attr}) or max({n.base}.{n.attr})")
         else:
-            self.err(n.span, f"unknown stream or table {n.base}",
-                     did_you_mean(n.base, list(self.streams) + list(self.tables)))
+            self.s.err(n.span, f"unknown stream or table {n.base}",
+                     did_you_mean(n.base, list(self.s.streams) + list(self.s.tables)))
         return sym.ANY
 
     def binop(self, n: ast.BinOp, ctx: Ctx) -> str:
@@ -249,12 +321,12 @@ class ExpressionChecks:
             return sym.BOOL
         for side, ty in ((n.left, a), (n.right, b)):
             if ty not in sym.NUMERIC and ty != sym.ANY:
-                self.err(side.span, f"type mismatch: `{n.op}` needs numbers, not {ty}",
+                self.s.err(side.span, f"type mismatch: `{n.op}` needs numbers, not {ty}",
                          "dates cannot be added; compare them instead" if ty == sym.DATE else None)
                 return sym.ANY
         if n.op == "/":
             if ctx.scope == "event":
-                self.err(n.span, "`/` cannot be used in a stream (per event, whole numbers only)",
+                self.s.err(n.span, "`/` cannot be used in a stream (per event, whole numbers only)",
                          "divide per member, in a value, and round it with floor(), trunc() or round()")
             return sym.NUM
         return unify(a, b)
@@ -263,21 +335,21 @@ class ExpressionChecks:
         op, left, right = n.op, n.left, n.right
         if op in ("has", "has one of"):
             if ctx.scope != "event":
-                self.err(n.span, f"`{op}` tests a list field of each event: use it in a stream")
+                self.s.err(n.span, f"`{op}` tests a list field of each event: use it in a stream")
                 return sym.BOOL
             lt = sym.ANY
             if not isinstance(left, ast.Name) or (ctx.fields is not None and (
                     left.name not in sym.event_fields(ctx.stream.event_type)
                     or sym.event_fields(ctx.stream.event_type)[left.name] != sym.LIST)):
                 lists = sorted(k for k, v in (ctx.fields or {}).items() if v == sym.LIST)
-                self.err(left.span, f"`{op}` needs a list field of the event on its left",
+                self.s.err(left.span, f"`{op}` needs a list field of the event on its left",
                          f"list fields of {ctx.stream.event_type}: {', '.join(lists)}" if lists
                          else f"{ctx.stream.event_type} has no list field")
             else:
                 lt = sym.STR
             if op == "has one of":
                 if not isinstance(right, ast.ListLit):
-                    self.err(right.span, "`has one of` needs a list: `segments has one of [\"sanyo\", \"kyushu\"]`")
+                    self.s.err(right.span, "`has one of` needs a list: `segments has one of [\"sanyo\", \"kyushu\"]`")
                     self.expr(right, ctx)
                 else:
                     for item in right.items:
@@ -289,44 +361,44 @@ class ExpressionChecks:
             lt = self.expr(left, ctx)
             if isinstance(right, ast.Name) and right.name in sym.RANGE_NAMES:
                 if ctx.scope != "event":
-                    self.err(right.span, f"`{right.name}` is a date range of events: use it in a stream")
-                elif right.name == "window" and self.c.window is None:
-                    self.err(right.span, "this campaign has no window",
-                             "use `period` for the current monthly period" if self.c.cycle else
+                    self.s.err(right.span, f"`{right.name}` is a date range of events: use it in a stream")
+                elif right.name == "window" and self.s.c.window is None:
+                    self.s.err(right.span, "this campaign has no window",
+                             "use `period` for the current monthly period" if self.s.c.cycle else
                              "add `window FIRST_DAY .. LAST_DAY`")
                 if lt not in (sym.DATE, sym.ANY):
-                    self.err(left.span, f"type mismatch: `in {right.name}` needs a date, not {lt}",
+                    self.s.err(left.span, f"type mismatch: `in {right.name}` needs a date, not {lt}",
                              f"e.g. `date in {right.name}`")
                 return sym.BOOL
             if isinstance(right, ast.ListLit):
                 for item in right.items:
                     self.compatible(item, lt, self.expr(item, ctx), "an item of the list")
                 return sym.BOOL
-            if isinstance(right, ast.Dotted) and right.base in self.failed_tables and ctx.scope == "event":
+            if isinstance(right, ast.Dotted) and right.base in self.s.failed_tables and ctx.scope == "event":
                 return sym.BOOL
-            if isinstance(right, ast.Dotted) and right.base in self.tables and ctx.scope == "event":
-                table = self.tables[right.base]
+            if isinstance(right, ast.Dotted) and right.base in self.s.tables and ctx.scope == "event":
+                table = self.s.tables[right.base]
                 if right.attr not in table.columns:
-                    self.err(right.span, f"table {right.base} has no column {right.attr}",
+                    self.s.err(right.span, f"table {right.base} has no column {right.attr}",
                              did_you_mean(right.attr, table.columns))
                 else:
                     self.compatible(left, table_type(table, right.attr), lt, "the value before `in`")
                 return sym.BOOL
             if ctx.scope == "event":
                 if (isinstance(right, ast.Name) and ctx.fields is not None and right.name in ctx.fields
-                        and right.name not in self.values):
+                        and right.name not in self.s.values):
                     rt = self.expr(right, ctx)
                     if rt == sym.LIST and right.name in sym.event_fields(ctx.stream.event_type):
                         self.compatible(left, sym.STR, lt, "the value before `in`")
                         return sym.BOOL
                 if ctx.fields is None and isinstance(right, ast.Name):
                     return sym.BOOL
-                self.err(right.span, "after `in`: a list [..], `window`, `period`, TABLE.COLUMN or a list field",
+                self.s.err(right.span, "after `in`: a list [..], `window`, `period`, TABLE.COLUMN or a list field",
                          "for a range write `x in A .. B`")
                 return sym.BOOL
             rt = self.expr(right, ctx)
             if rt not in (sym.LIST, sym.ANY):
-                self.err(right.span, f"after `in`: a list, not {rt}",
+                self.s.err(right.span, f"after `in`: a list, not {rt}",
                          "per member, `in` tests a list such as [1, 2, 3]")
             return sym.BOOL
         lt, rt = self.expr(left, ctx), self.expr(right, ctx)
@@ -334,7 +406,7 @@ class ExpressionChecks:
         if op in ORDERED_OPS:
             for side, ty in ((left, lt), (right, rt)):
                 if ty in (sym.BOOL, sym.LIST, sym.NONE):
-                    self.err(side.span, f"`{op}` cannot order {ty} values",
+                    self.s.err(side.span, f"`{op}` cannot order {ty} values",
                              "compare with none using == or !=" if ty == sym.NONE else None)
                     break
         return sym.BOOL
@@ -343,8 +415,8 @@ class ExpressionChecks:
         if sym.compatible(a, b):
             return True
         subject = f"{what}: " if what else ""
-        self.err(node.span, f"type mismatch: {subject}cannot compare {a} with {b}",
-                 f"`{self.text(node)}`" if what is None else None)
+        self.s.err(node.span, f"type mismatch: {subject}cannot compare {a} with {b}",
+                 f"`{self.s.text(node)}`" if what is None else None)
         return False
 
     def in_range(self, n: ast.InRange, ctx: Ctx) -> str:
@@ -352,12 +424,12 @@ class ExpressionChecks:
         lt, ht = self.expr(n.low, ctx), self.expr(n.high, ctx)
         for end, et in ((n.low, lt), (n.high, ht)):
             if not sym.compatible(vt, et):
-                self.err(end.span, f"type mismatch: the range bound is {et}, the value is {vt}",
-                         f"`{self.text(n)}`")
+                self.s.err(end.span, f"type mismatch: the range bound is {et}, the value is {vt}",
+                         f"`{self.s.text(n)}`")
                 return sym.BOOL
         for ty in (vt, lt, ht):
             if ty in (sym.BOOL, sym.LIST, sym.NONE):
-                self.err(n.span, f"a range `A .. B` needs ordered values (numbers, dates, times), not {ty}")
+                self.s.err(n.span, f"a range `A .. B` needs ordered values (numbers, dates, times), not {ty}")
                 return sym.BOOL
         if isinstance(n.low, ast.Literal) and isinstance(n.high, ast.Literal):
             lo, hi = n.low.value, n.high.value
@@ -366,48 +438,48 @@ class ExpressionChecks:
             except TypeError:
                 empty = False
             if empty:
-                self.err(n.span, f"the range `{self.text(n.low)} {'..' if n.inclusive_end else '..<'} "
-                         f"{self.text(n.high)}` is empty", "write the lower bound first")
+                self.s.err(n.span, f"the range `{self.s.text(n.low)} {'..' if n.inclusive_end else '..<'} "
+                         f"{self.s.text(n.high)}` is empty", "write the lower bound first")
         return sym.BOOL
 
     def group_sum(self, n: ast.GroupSum, ctx: Ctx) -> str:
         if ctx.scope == "event":
-            self.err(n.span, "`sum over` is computed per member: it cannot be used in a stream")
+            self.s.err(n.span, "`sum over` is computed per member: it cannot be used in a stream")
             return sym.ANY
         if ctx.group is not None:
-            self.err(n.span, "`sum over` cannot be nested")
+            self.s.err(n.span, "`sum over` cannot be nested")
             return sym.ANY
-        stream = self.streams.get(n.stream)
+        stream = self.s.streams.get(n.stream)
         if stream is None:
-            self.err(n.span, f"unknown stream {n.stream} in `sum over`", did_you_mean(n.stream, self.streams))
+            self.s.err(n.span, f"unknown stream {n.stream} in `sum over`", did_you_mean(n.stream, self.s.streams))
             return sym.ANY
         key_type = self.field_type(stream, n.key)
         if key_type is None:
-            self.err(n.span, f"stream {n.stream} has no field {n.key} to group by",
+            self.s.err(n.span, f"stream {n.stream} has no field {n.key} to group by",
                      did_you_mean(n.key, self.stream_field_names(stream) or {}))
             key_type = sym.ANY
         inner = Ctx("member", group=n, group_stream=stream, key_type=key_type)
         ty = self.expr(n.body, inner)
         if ty not in sym.NUMERIC and ty != sym.ANY:
-            self.err(n.body.span, f"the body of `sum over` must be a number, not {ty}")
+            self.s.err(n.body.span, f"the body of `sum over` must be a number, not {ty}")
             return sym.ANY
         return sym.INT if ty == sym.INT else sym.NUM
 
     def lookup(self, n: ast.Lookup, ctx: Ctx) -> str:
         if ctx.scope != "event":
-            self.err(n.span, "`lookup` reads a table per event: use it in a stream's `field` or `where`",
+            self.s.err(n.span, "`lookup` reads a table per event: use it in a stream's `field` or `where`",
                      "e.g. `field rate = lookup rate in TABLE where merchant == merchant else 1`")
             return sym.ANY
-        table = self.tables.get(n.table)
+        table = self.s.tables.get(n.table)
         ty = sym.ANY
-        if n.table in self.failed_tables:
+        if n.table in self.s.failed_tables:
             pass
         elif table is None:
-            self.err(n.span, f"unknown table {n.table}",
-                     did_you_mean(n.table, self.tables) if self.tables else
+            self.s.err(n.span, f"unknown table {n.table}",
+                     did_you_mean(n.table, self.s.tables) if self.s.tables else
                      "declare it: `table NAME from \"data/FILE.csv\"`")
         elif n.column not in table.columns:
-            self.err(n.span, f"table {n.table} has no column {n.column}", did_you_mean(n.column, table.columns))
+            self.s.err(n.span, f"table {n.table} has no column {n.column}", did_you_mean(n.column, table.columns))
         else:
             ty = table_type(table, n.column)
         for c in n.conds:
@@ -415,193 +487,14 @@ class ExpressionChecks:
             if table is None:
                 continue
             if c.column not in table.columns:
-                self.err(c.span, f"table {n.table} has no column {c.column}", did_you_mean(c.column, table.columns))
+                self.s.err(c.span, f"table {n.table} has no column {c.column}", did_you_mean(c.column, table.columns))
             else:
                 ct = table_type(table, c.column)
                 if not sym.compatible(ct, vt):
-                    self.err(c.span, f"type mismatch: column {c.column} of {n.table} is {ct}, compared with {vt}")
+                    self.s.err(c.span, f"type mismatch: column {c.column} of {n.table} is {ct}, compared with {vt}")
         dt_ = self.expr(n.default, ctx)
         if not sym.compatible(ty, dt_):
-            self.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
+            self.s.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
             return sym.ANY
         return unify(ty, dt_)
 
-    # ------------------------------------------------------------ calls
-    def _is_aggregate(self, n: ast.Call, group) -> bool:
-        """Mirrors the compiler's decision."""
-        if n.func in sym.AGGREGATES:
-            return True
-        if n.func in sym.MIN_MAX and len(n.args) == 1:
-            arg = n.args[0]
-            return isinstance(arg, (ast.Dotted, ast.Filtered, ast.Name)) and (
-                group is not None or not isinstance(arg, ast.Name) or arg.name in self.streams)
-        return False
-
-    def call(self, n: ast.Call, ctx: Ctx) -> str:
-        f = n.func
-        if f not in sym.AGGREGATES and f not in sym.SCALAR_FUNCTIONS:
-            best = closest(f, ALL_FUNCTIONS)
-            self.err(n.span, f"unknown function {f}", (f"did you mean {best}? " if best else "") + FUNCTION_HINT)
-            for a in n.args:
-                if not isinstance(a, ast.Filtered):
-                    self.expr(a, ctx)
-            return sym.ANY
-        if self._is_aggregate(n, ctx.group):
-            return self.aggregate(n, ctx)
-        if ctx.scope == "event":
-            self.err(n.span, f"{f}() is computed per member: it cannot be used in a stream",
-                     "in a stream, only aggregates of other streams can be used, e.g. first(application.date)")
-            return sym.ANY
-        types = [self.expr(a, ctx) for a in n.args]
-        if f in sym.MIN_MAX:
-            if not n.args:
-                self.err(n.span, f"{f}() needs at least one argument")
-                return sym.ANY
-            out = sym.ANY
-            for a, ty in zip(n.args, types):
-                if ty in (sym.BOOL, sym.LIST, sym.STR):
-                    self.err(a.span, f"type mismatch: {f}() compares numbers or dates, not {ty}")
-                    return sym.ANY
-                if not sym.compatible(out, ty):
-                    self.err(a.span, f"type mismatch: {f}() of {out} and {ty}")
-                    return sym.ANY
-                out = unify(out, ty)
-            return out
-        if f == "abs":
-            if len(n.args) != 1:
-                self.err(n.span, f"abs() takes 1 argument, not {len(n.args)}")
-                return sym.ANY
-            if types[0] not in sym.NUMERIC and types[0] != sym.ANY:
-                self.err(n.args[0].span, f"type mismatch: abs() needs a number, not {types[0]}")
-                return sym.ANY
-            return types[0]
-        # floor, ceil, trunc, round
-        if not 1 <= len(n.args) <= 2:
-            self.err(n.span, f"{f}() takes 1 or 2 arguments (the number, then the step), not {len(n.args)}",
-                     f"e.g. {f}(total * 5%) or {f}(total, 1_000)")
-            return sym.ANY
-        if types[0] not in sym.NUMERIC and types[0] != sym.ANY:
-            self.err(n.args[0].span, f"type mismatch: {f}() needs a number, not {types[0]}")
-            return sym.ANY
-        if len(n.args) == 2:
-            step = n.args[1]
-            if not (isinstance(step, ast.Literal) and isinstance(step.value, (int, Fraction))
-                    and not isinstance(step.value, bool) and step.value > 0):
-                self.err(step.span, f"the step of {f}() must be a number greater than 0, such as 1_000",
-                         f"e.g. {f}(total, 1_000) rounds to a multiple of 1,000")
-                return sym.INT
-            return sym.INT if isinstance(step.value, int) else sym.NUM
-        return sym.INT
-
-    def aggregate(self, n: ast.Call, ctx: Ctx) -> str:
-        f = n.func
-        want = 2 if f == "date_reaching" else 1
-        if len(n.args) != want:
-            example = {"date_reaching": "date_reaching(charge.amount, 20_000)", "count": "count(pay)",
-                       "exists": "exists(pay)", "distinct_days": "distinct_days(pay)",
-                       "any": "any(booking.ticketless)", "all": "all(booking.ticketless)"}.get(f, f"{f}(stream.field)")
-            self.err(n.span, f"{f}() takes {want} argument{'s' if want > 1 else ''}, not {len(n.args)}",
-                     f"e.g. {example}")
-            return sym.AGGREGATES.get(f) or sym.ANY
-        if ctx.scope == "event" and f == "date_reaching":
-            self.err(n.span, "date_reaching() cannot be used in a stream", "compute it in a value")
-            return sym.DATE
-        if ctx.group is not None and f == "date_reaching":
-            self.err(n.span, "date_reaching() cannot be used inside `sum over`")
-            return sym.DATE
-        arg = n.args[0]
-        # Resolve the argument to (stream, field or None, filter or None).
-        stream, field = None, None
-        if ctx.group is not None:
-            gs = ctx.group_stream
-            if isinstance(arg, ast.Name):
-                if arg.name == gs.name and f in sym.STREAM_AGGREGATES:
-                    stream = gs
-                else:
-                    stream, field = gs, arg.name
-            elif isinstance(arg, ast.Dotted) and arg.base == gs.name:
-                stream, field = gs, arg.attr
-            elif isinstance(arg, ast.Filtered) and arg.stream == gs.name:
-                stream = gs
-            else:
-                self.err(arg.span, f"inside `sum over {gs.name} by ...`, aggregates are over the events "
-                         f"of {gs.name}", f"e.g. sum(amount) or count({gs.name})")
-                return sym.AGGREGATES.get(f) or sym.ANY
-        else:
-            base = (arg.name if isinstance(arg, ast.Name) else arg.base if isinstance(arg, ast.Dotted)
-                    else arg.stream if isinstance(arg, ast.Filtered) else None)
-            if base is None:
-                self.err(arg.span, f"{f}() aggregates a stream: write {f}(STREAM) or {f}(STREAM.field)")
-                if not isinstance(arg, ast.Filtered):
-                    self.expr(arg, ctx) if ctx.scope == "member" else None
-                return sym.AGGREGATES.get(f) or sym.ANY
-            stream = self.streams.get(base)
-            if stream is None:
-                if base in self.tables:
-                    self.err(arg.span, f"{base} is a table, not a stream: {f}() aggregates a stream's events")
-                else:
-                    self.err(arg.span, f"unknown stream {base}",
-                             did_you_mean(base, self.streams) if self.streams else
-                             "declare it: `stream NAME = EVENT_TYPE where ...`")
-                return sym.AGGREGATES.get(f) or sym.ANY
-            if isinstance(arg, ast.Dotted):
-                field = arg.attr
-            if ctx.scope == "event" and ctx.stream is not None:
-                if stream.name == ctx.stream.name:
-                    self.err(n.span, f"stream {stream.name} cannot use an aggregate of itself in its own filter",
-                             "aggregate another stream, or compute it per member in a value")
-                    return sym.AGGREGATES.get(f) or sym.ANY
-                self._stream_deps.setdefault(ctx.stream.name, {}).setdefault(stream.name, n.span)
-        if isinstance(arg, ast.Filtered):
-            fctx = Ctx("event", stream=stream,
-                        fields=self.stream_field_names_typed(stream) if stream.event_type in sym.EVENT_TYPES
-                        else None)
-            self.need_bool(arg.cond, self.expr(arg.cond, fctx), "the condition after `where`")
-            if ctx.scope == "event" and ctx.stream is not None:
-                pass
-        # Shape of the argument per aggregate.
-        ftype = None
-        if field is not None:
-            ftype = self.field_type(stream, field)
-            if ftype is None:
-                self.err(arg.span, f"stream {stream.name} ({stream.event_type}) has no field {field}",
-                         did_you_mean(field, self.stream_field_names(stream) or {}))
-                return sym.AGGREGATES.get(f) or sym.ANY
-        if f in sym.FIELD_AGGREGATES:
-            if field is None:
-                self.err(arg.span, f"{f}() needs a field of the stream: {f}({stream.name}.FIELD)",
-                         "to aggregate only some events, declare a stream with that filter"
-                         if isinstance(arg, ast.Filtered) else f"e.g. {f}({stream.name}.amount)")
-                return sym.AGGREGATES.get(f) or sym.ANY
-            if f in ("sum", "date_reaching") and ftype not in sym.NUMERIC and ftype != sym.ANY:
-                self.err(arg.span, f"{f}() needs a number field; {stream.name}.{field} is {ftype}")
-                return sym.AGGREGATES.get(f) or sym.ANY
-            if f in ("first", "last") and field not in ("date", "at"):
-                self.err(arg.span, f"{f}() takes the date of the first or last event: "
-                         f"{f}({stream.name}.date) or {f}({stream.name}.at)")
-                return sym.ANY
-            if f in sym.MIN_MAX and ftype in (sym.BOOL, sym.LIST):
-                self.err(arg.span, f"type mismatch: {f}() of {ftype} field {field}")
-                return sym.ANY
-            if f == "date_reaching":
-                limit = n.args[1]
-                if not (isinstance(limit, ast.Literal) and type(limit.value) is int and limit.value > 0):
-                    self.err(limit.span, "the threshold of date_reaching() must be a whole number greater than 0",
-                             "e.g. date_reaching(charge.amount, 20_000)")
-                return sym.DATE
-            if f == "count_distinct":
-                return sym.INT
-            return sym.INT if f == "sum" else ftype
-        if f in sym.STREAM_AGGREGATES:
-            if field is not None:
-                self.err(arg.span, f"{f}() counts events: write {f}({stream.name}) or "
-                         f"{f}({stream.name} where ...)")
-            return sym.AGGREGATES[f]
-        # any / all
-        if field is None and not isinstance(arg, ast.Filtered):
-            self.err(arg.span, f"{f}() needs a yes/no field or a condition: {f}({stream.name}.FIELD) "
-                     f"or {f}({stream.name} where ...)", f"to test for any event, use exists({stream.name})")
-        elif field is not None and ftype not in (sym.BOOL, sym.ANY):
-            self.err(arg.span, f"{f}() needs a yes/no field; {stream.name}.{field} is {ftype}",
-                     f"e.g. {f}({stream.name} where {field} ...)")
-        return sym.BOOL

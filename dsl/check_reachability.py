@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from points.dsl import ast
-from points.dsl.check_common import NON_NEGATIVE_AGGREGATES, ORDERED_OPS, conjuncts, int_lit, walk
+from points.dsl.check_common import NON_NEGATIVE_AGGREGATES, ORDERED_OPS, Scope, conjuncts, int_lit, walk
 
 
-class ReachabilityChecks:
-    """Cycles between streams and values, and unreachable awards (mixed into the checker)."""
+class ReachabilityChecker:
+    """Cycles between streams and values, and unreachable awards."""
 
+    def __init__(self, scope: Scope):
+        self.s = scope
 
     # ------------------------------------------------------------ graphs
-    def check_stream_cycles(self) -> None:
-        deps = self._stream_deps
+    def check_stream_cycles(self, deps: dict[str, dict]) -> None:
         state: dict[str, int] = {}
         reported: set[frozenset] = set()
 
@@ -20,7 +21,7 @@ class ReachabilityChecks:
             state[s] = 1
             for t in deps.get(s, {}):
                 if t == s:
-                    self.err(deps[s][t], f"stream {s} cannot use an aggregate of itself in its own filter "
+                    self.s.err(deps[s][t], f"stream {s} cannot use an aggregate of itself in its own filter "
                              "(through a value)", "aggregate another stream, or compute it per member")
                     continue
                 if state.get(t) == 1:
@@ -28,7 +29,7 @@ class ReachabilityChecks:
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
-                        self.err(deps[s][t], "streams depend on each other through their filters: "
+                        self.s.err(deps[s][t], "streams depend on each other through their filters: "
                                  + " -> ".join(cycle), "a stream's filter may aggregate other streams, not in a loop")
                 elif state.get(t) is None:
                     visit(t, path + [t])
@@ -40,9 +41,9 @@ class ReachabilityChecks:
 
     def check_value_cycles(self) -> None:
         nodes: dict[str, tuple[object, list]] = {}
-        for v in self.c.values:
+        for v in self.s.c.values:
             nodes.setdefault(v.name, (v, [v.expr]))
-        for a in self.c.awards:
+        for a in self.s.c.awards:
             exprs = [a.amount] + ([a.when] if a.when is not None else [])
             if isinstance(a.pay, ast.PayMonthAfter):
                 exprs.append(a.pay.after)
@@ -67,7 +68,7 @@ class ReachabilityChecks:
                     if key not in reported:
                         reported.add(key)
                         first = min((nodes[x][0] for x in set(cycle)), key=lambda n: (n.span.line, n.span.column))
-                        self.err(first.span, f"{first.name} depends on itself: " + " -> ".join(cycle),
+                        self.s.err(first.span, f"{first.name} depends on itself: " + " -> ".join(cycle),
                                  "a value cannot be computed from itself")
                 elif state.get(d) is None:
                     visit(d, path + [d])
@@ -78,40 +79,40 @@ class ReachabilityChecks:
                 visit(name, [name])
 
     # ------------------------------------------------------------ unreachable missions
-    def check_unreachable(self) -> None:
+    def check_unreachable(self, dead_streams: dict[str, str]) -> None:
         dead: dict[str, str] = {}
-        for a in self.c.awards:
+        for a in self.s.c.awards:
             if a.when is not None:
-                reason = self._contradiction(a.when)
+                reason = self._contradiction(a.when, dead_streams)
                 if reason:
                     dead[a.name] = reason
-                    self.err(a.when.span, f"{'mission' if a.is_mission else 'award'} {a.name} can never be "
+                    self.s.err(a.when.span, f"{'mission' if a.is_mission else 'award'} {a.name} can never be "
                              f"cleared: {reason}")
         changed = True
         while changed:
             changed = False
-            for a in self.c.awards:
+            for a in self.s.c.awards:
                 if a.name in dead or a.when is None:
                     continue
                 for part in conjuncts(a.when):
-                    if isinstance(part, ast.Name) and part.name in dead and part.name in self.awards \
+                    if isinstance(part, ast.Name) and part.name in dead and part.name in self.s.awards \
                             and part.name != a.name:
-                        other = self.awards[part.name]
+                        other = self.s.awards[part.name]
                         reason = (f"it needs {'mission' if other.is_mission else 'award'} {part.name}, "
                                   "which can never be cleared")
                         dead[a.name] = reason
-                        self.err(a.when.span, f"{'mission' if a.is_mission else 'award'} {a.name} can never "
+                        self.s.err(a.when.span, f"{'mission' if a.is_mission else 'award'} {a.name} can never "
                                  f"be cleared: {reason}")
                         changed = True
                         break
 
-    def _contradiction(self, cond) -> str | None:
+    def _contradiction(self, cond, dead_streams) -> str | None:
         bounds: dict = {}
         for part in conjuncts(cond):
             if isinstance(part, ast.Literal) and part.value is False:
-                return "its condition is false" if part is cond else f"`{self.text(part)}` is never true"
+                return "its condition is false" if part is cond else f"`{self.s.text(part)}` is never true"
             stream = self._needs_stream(part)
-            if stream in self.dead_streams:
+            if stream in dead_streams:
                 return f"it needs events of stream {stream}, which never matches"
             for key, lo, hi in self._int_bounds(part):
                 b = bounds.setdefault(key, {"lo": None, "hi": None})
@@ -124,11 +125,11 @@ class ReachabilityChecks:
                 if b["lo"] is not None and b["hi"] is not None and b["lo"][0] > b["hi"][0]:
                     lo_part, hi_part = b["lo"][1], b["hi"][1]
                     if lo_part is None:
-                        return f"`{self.text(hi_part)}` is never true ({key.func}() is never negative)"
+                        return f"`{self.s.text(hi_part)}` is never true ({key.func}() is never negative)"
                     if lo_part is hi_part:
-                        return f"`{self.text(hi_part)}` is never true"
+                        return f"`{self.s.text(hi_part)}` is never true"
                     first, second = sorted([lo_part, hi_part], key=lambda p: (p.span.line, p.span.column))
-                    return f"`{self.text(first)}` and `{self.text(second)}` contradict"
+                    return f"`{self.s.text(first)}` and `{self.s.text(second)}` contradict"
         return None
 
     def _needs_stream(self, part) -> str | None:

@@ -17,9 +17,12 @@ Two scopes:
 - *per member* (values, award amounts and conditions, run in Python): values,
   award names (cleared or not), aggregates over streams, scalar functions.
 
-This module checks a campaign's clauses (header, streams, awards, dates) and files;
-expressions are typed in `dsl.check_expressions`, cycles and unreachable awards are
-found in `dsl.check_reachability`, and `dsl.check_common` holds what they share.
+The checker is made of objects that read one frozen `Scope` per campaign
+(`dsl.check_common`): a `ClauseChecker` here checks the clauses (header, streams,
+awards, dates) and hands expressions to an `ExpressionChecker`
+(`dsl.check_expressions`, with a `CallChecker` for functions and aggregates in
+`dsl.check_calls`); a `ReachabilityChecker` (`dsl.check_reachability`) finds cycles
+and awards that can never be cleared.
 """
 
 from __future__ import annotations
@@ -31,125 +34,55 @@ from points.dsl import ast
 from points.dsl import symbols as sym
 from points.dsl import tables as tables_mod
 from points.dsl.check_common import (
-    CLAUSE_WORDS, Ctx, MAX_PAY_YEARS_AFTER, ORDERED_OPS, closest, conjuncts, did_you_mean, is_date_lit,
+    CLAUSE_WORDS, MAX_PAY_YEARS_AFTER, ORDERED_OPS, Ctx, Scope, closest, conjuncts, did_you_mean, is_date_lit,
 )
-from points.dsl.check_expressions import ExpressionChecks
-from points.dsl.check_reachability import ReachabilityChecks
+from points.dsl.check_expressions import ExpressionChecker
+from points.dsl.check_reachability import ReachabilityChecker
 from points.dsl.errors import Diagnostic, at
 from points.dsl.tables import Table, TableError
 from points.ledger.kinds import KIND_NAMES
 
 
-class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
-    def __init__(self, rules: ast.RulesFile, campaign: ast.Campaign, tables: dict[str, Table],
-                 diags: list[Diagnostic]):
-        self.rules = rules
-        self.c = campaign
-        self.tables = tables
-        self.diags = diags
-        self.streams = {}
-        for s in campaign.streams:
-            self.streams.setdefault(s.name, s)
-        self.values = {}
-        for v in campaign.values:
-            self.values.setdefault(v.name, v)
-        self.awards = {}
-        for a in campaign.awards:
-            self.awards.setdefault(a.name, a)
-        self._value_types: dict[str, str] = {}
-        self._in_progress: set[str] = set()
-        self._field_types: dict[tuple[str, str], str] = {}
-        self._field_progress: set[tuple[str, str]] = set()
-        self._stream_deps: dict[str, dict[str, ast.Span]] = {s.name: {} for s in campaign.streams}
-        self.window = self._dates(campaign.window)
+class ClauseChecker:
+    """The clauses of one campaign (header, names, streams, awards, payment dates); the
+    expressions in them go to an `ExpressionChecker`, the whole-campaign graphs to a
+    `ReachabilityChecker`, all three reading the same `Scope`."""
+
+    def __init__(self, scope: Scope):
+        self.s = scope
+        self.exprs = ExpressionChecker(scope)
         self.dead_streams: dict[str, str] = {}
-        self.failed_tables: set[str] = set()  # declared, but could not be loaded (already reported)
-
-    # ------------------------------------------------------------ helpers
-    def err(self, span, message: str, hint: str | None = None) -> None:
-        self.diags.append(at(span, message, hint))
-
-    def text(self, node) -> str:
-        s = node.span
-        lines = self.rules.source.splitlines()
-        if not (1 <= s.line <= len(lines)) or not (1 <= s.end_line <= len(lines)):
-            return "?"
-        if s.line == s.end_line:
-            out = lines[s.line - 1][s.column - 1:s.end_column - 1]
-        else:
-            parts = [lines[s.line - 1][s.column - 1:]] + lines[s.line:s.end_line - 1] + \
-                [lines[s.end_line - 1][:s.end_column - 1]]
-            out = " ".join(p.strip() for p in parts)
-        return " ".join(out.split())
-
-    def _dates(self, rng: ast.DateRange | None) -> tuple[dt.date, dt.date] | None:
-        if rng is None or not (is_date_lit(rng.low) and is_date_lit(rng.high)):
-            return None
-        return rng.low.value, rng.high.value
-
-    def stream_field_names(self, stream: ast.Stream) -> dict[str, None] | None:
-        if stream.event_type not in sym.EVENT_TYPES:
-            return None
-        names = dict.fromkeys(sym.event_fields(stream.event_type))
-        names.update(dict.fromkeys(f.name for f in stream.fields))
-        return names
-
-    def field_type(self, stream: ast.Stream, name: str) -> str | None:
-        """Type of field `name` of `stream` (event field or `field` definition); None if absent."""
-        if stream.event_type not in sym.EVENT_TYPES:
-            return sym.ANY
-        for i, f in enumerate(stream.fields):
-            if f.name == name:
-                return self._def_type(stream, i)
-        return sym.event_fields(stream.event_type).get(name)
-
-    def _def_type(self, stream: ast.Stream, index: int) -> str:
-        f = stream.fields[index]
-        key = (stream.name, f.name)
-        if key in self._field_types:
-            return self._field_types[key]
-        if key in self._field_progress:
-            return sym.ANY
-        self._field_progress.add(key)
-        visible = dict(sym.event_fields(stream.event_type))
-        for earlier in stream.fields[:index]:
-            if earlier.name not in visible:
-                visible[earlier.name] = sym.ANY  # typed lazily in name()
-        ctx = Ctx("event", stream=stream, fields=visible)
-        ty = self.expr(f.expr, ctx)
-        self._field_progress.discard(key)
-        self._field_types[key] = ty
-        return ty
 
     # ------------------------------------------------------------ the campaign
     def run(self) -> None:
-        c = self.c
+        c = self.s.c
         self.check_header()
         self.check_names()
         for s in c.streams:
             self.check_stream(s)
         for v in c.values:
-            self.value_type(v.name)
+            self.exprs.value_type(v.name)
         for a in c.awards:
             self.check_award(a)
-        self.check_stream_cycles()
-        self.check_value_cycles()
-        self.check_unreachable()
+        reach = ReachabilityChecker(self.s)
+        reach.check_stream_cycles(self.exprs.stream_deps)
+        reach.check_value_cycles()
+        reach.check_unreachable(self.dead_streams)
 
     def check_header(self) -> None:
-        c = self.c
+        c = self.s.c
         for tag, span in c.duplicates:
             word = CLAUSE_WORDS.get(tag, tag)
-            self.err(span, f"duplicate `{word}` clause: a campaign has at most one",
+            self.s.err(span, f"duplicate `{word}` clause: a campaign has at most one",
                      "keep one and delete the others")
         if c.window is None and c.cycle is None:
-            self.err(c.span, f"campaign {c.name} has neither a window nor a cycle",
+            self.s.err(c.span, f"campaign {c.name} has neither a window nor a cycle",
                      "add `window FIRST_DAY .. LAST_DAY`, or `every month from day A to day B` "
                      "for a standing monthly program")
         if c.window is not None:
             self.check_date_range(c.window, "window")
             if not c.window.inclusive_end:
-                self.err(c.window.span, "a campaign window is written with `..` (both days included)",
+                self.s.err(c.window.span, "a campaign window is written with `..` (both days included)",
                          "write the last day of the campaign: `window 2025-12-26 .. 2026-01-04`")
         if c.entry is not None:
             self.check_date_range(c.entry.within, "entry period")
@@ -158,11 +91,11 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
             bad = False
             for day in (cy.start_day, cy.end_day):
                 if not 1 <= day <= 28:
-                    self.err(cy.span, f"day {day} of a monthly cycle must be between 1 and 28",
+                    self.s.err(cy.span, f"day {day} of a monthly cycle must be between 1 and 28",
                              "every month has days 1 to 28")
                     bad = True
             if not bad and cy.start_day != cy.end_day + 1:
-                self.err(cy.span,
+                self.s.err(cy.span,
                          f"a monthly cycle from day {cy.start_day} to day {cy.end_day} would leave gaps "
                          "or overlap between periods",
                          f"a period runs from day A of a month to day B of the next: A must be B + 1, "
@@ -170,9 +103,9 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
         if c.budget is not None:
             b = c.budget
             if b.amount <= 0:
-                self.err(b.span, "a budget must be more than 0 points")
+                self.s.err(b.span, "a budget must be more than 0 points")
             if b.kind not in KIND_NAMES:
-                self.err(b.span, f"unknown point kind {b.kind}", did_you_mean(b.kind, KIND_NAMES))
+                self.s.err(b.span, f"unknown point kind {b.kind}", did_you_mean(b.kind, KIND_NAMES))
         if c.payday is not None:
             self.check_pay(c.payday, None)
 
@@ -180,32 +113,32 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
         ok = True
         for end in (rng.low, rng.high):
             if not is_date_lit(end):
-                self.err(end.span, f"the {what} is bounded by dates like 2025-12-26, not `{self.text(end)}`")
+                self.s.err(end.span, f"the {what} is bounded by dates like 2025-12-26, not `{self.s.text(end)}`")
                 ok = False
         if ok:
             lo, hi = rng.low.value, rng.high.value
             if hi < lo or (hi == lo and not rng.inclusive_end):
-                self.err(rng.span, f"the {what} is empty: {lo} is after {hi}"
+                self.s.err(rng.span, f"the {what} is empty: {lo} is after {hi}"
                          if hi < lo else f"the {what} is empty: {lo} ..< {hi}",
                          "write the first day, then the last day")
 
     def check_names(self) -> None:
         """Streams, values, awards and tables share one namespace."""
         seen: dict[str, str] = {}
-        entries = ([("table", t.name, t.span) for t in self.c.tables]
-                   + [("stream", s.name, s.span) for s in self.c.streams]
-                   + [("value", v.name, v.span) for v in self.c.values]
-                   + [("mission" if a.is_mission else "award", a.name, a.span) for a in self.c.awards])
+        entries = ([("table", t.name, t.span) for t in self.s.c.tables]
+                   + [("stream", s.name, s.span) for s in self.s.c.streams]
+                   + [("value", v.name, v.span) for v in self.s.c.values]
+                   + [("mission" if a.is_mission else "award", a.name, a.span) for a in self.s.c.awards])
         entries.sort(key=lambda e: (e[2].line, e[2].column))
         for what, name, span in entries:
             if what == "table":
                 pass  # duplicate tables are reported by the file checker
             elif name in seen:
-                self.err(span, f"{name} is already declared (as a {seen[name]})",
+                self.s.err(span, f"{name} is already declared (as a {seen[name]})",
                          "streams, values, awards and missions need distinct names")
                 continue
             if name in sym.WEEKDAYS or name in sym.RANGE_NAMES:
-                self.err(span, f"{name} is a reserved word (a weekday or a date range) and cannot name a {what}")
+                self.s.err(span, f"{name} is a reserved word (a weekday or a date range) and cannot name a {what}")
             seen.setdefault(name, what)
 
     # ------------------------------------------------------------ streams
@@ -213,44 +146,33 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
         known = s.event_type in sym.EVENT_TYPES
         if not known:
             best = closest(s.event_type, sym.EVENT_TYPES)
-            self.err(s.type_span or s.span, f"unknown event type {s.event_type}",
+            self.s.err(s.type_span or s.span, f"unknown event type {s.event_type}",
                      (f"did you mean {best}? " if best else "") + "event types: " + ", ".join(sym.EVENT_TYPES))
         for u in s.undone_by:
             if u not in sym.UNDO_TYPES:
-                self.err(s.span, f"`undone by {u}`: only {', '.join(sym.UNDO_TYPES)} events undo another event",
+                self.s.err(s.span, f"`undone by {u}`: only {', '.join(sym.UNDO_TYPES)} events undo another event",
                          did_you_mean(u, sym.UNDO_TYPES, listing=False))
         event_fields = sym.event_fields(s.event_type) if known else {}
         seen: set[str] = set()
         for i, f in enumerate(s.fields):
             if f.name in seen:
-                self.err(f.span, f"field {f.name} is already defined in stream {s.name}")
+                self.s.err(f.span, f"field {f.name} is already defined in stream {s.name}")
             elif f.name in event_fields:
-                self.err(f.span, f"field {f.name} would hide the event field {f.name} of {s.event_type}",
+                self.s.err(f.span, f"field {f.name} would hide the event field {f.name} of {s.event_type}",
                          "choose another name")
             elif f.name in sym.WEEKDAYS or f.name in sym.RANGE_NAMES:
-                self.err(f.span, f"{f.name} is a reserved word and cannot name a field")
-            elif f.name in self.values:
-                self.err(f.span, f"field {f.name} has the name of a value: in this stream the value "
+                self.s.err(f.span, f"{f.name} is a reserved word and cannot name a field")
+            elif f.name in self.s.values:
+                self.s.err(f.span, f"field {f.name} has the name of a value: in this stream the value "
                          "would be used instead", "choose another name")
             seen.add(f.name)
             if known:
-                self._def_type(s, i)
+                self.exprs.def_type(s, i)
         if s.where is not None:
-            ctx = Ctx("event", stream=s, fields=self.stream_field_names_typed(s) if known else None)
-            ty = self.expr(s.where, ctx)
-            self.need_bool(s.where, ty, "a stream's `where`")
+            ctx = Ctx("event", stream=s, fields=self.exprs.stream_field_names_typed(s) if known else None)
+            ty = self.exprs.expr(s.where, ctx)
+            self.exprs.need_bool(s.where, ty, "a stream's `where`")
             self.check_stream_dates(s)
-
-    def stream_field_names_typed(self, s: ast.Stream) -> dict[str, str]:
-        out = dict(sym.event_fields(s.event_type))
-        for f in s.fields:
-            out.setdefault(f.name, self._field_types.get((s.name, f.name), sym.ANY))
-        return out
-
-    def need_bool(self, node, ty: str, what: str) -> None:
-        if ty not in (sym.BOOL, sym.ANY):
-            self.err(node.span, f"{what} must be a condition (true or false), not {ty}",
-                     "compare it, e.g. `amount >= 500`")
 
     def check_stream_dates(self, s: ast.Stream) -> None:
         """A stream whose `date` bounds cannot meet the campaign's dates never matches."""
@@ -265,22 +187,22 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
             if phi is not None and (hi is None or phi < hi):
                 hi, hi_node = phi, part
         if lo is not None and hi is not None and lo > hi:
-            msg = (f"`{self.text(lo_node)}` contradicts itself" if lo_node is hi_node
-                   else f"`{self.text(lo_node)}` and `{self.text(hi_node)}` contradict")
-            self.err(s.where.span, f"stream {s.name} never matches an event: {msg}")
+            msg = (f"`{self.s.text(lo_node)}` contradicts itself" if lo_node is hi_node
+                   else f"`{self.s.text(lo_node)}` and `{self.s.text(hi_node)}` contradict")
+            self.s.err(s.where.span, f"stream {s.name} never matches an event: {msg}")
             self.dead_streams[s.name] = msg
             return
-        if self.window is None:
+        if self.s.window is None:
             return
-        ws, we = self.window
+        ws, we = self.s.window
         last = we
-        for d in [self.c.payday] + [a.pay for a in self.c.awards]:
+        for d in [self.s.c.payday] + [a.pay for a in self.s.c.awards]:
             if isinstance(d, ast.PayFixed) and d.date > last:
                 last = d.date
         if (hi is not None and hi < ws) or (lo is not None and lo > last):
             node = hi_node if hi is not None and hi < ws else lo_node
-            msg = f"`{self.text(node)}` is outside the campaign window {ws} .. {we}"
-            self.err(node.span, f"stream {s.name} never matches an event of the campaign: {msg}",
+            msg = f"`{self.s.text(node)}` is outside the campaign window {ws} .. {we}"
+            self.s.err(node.span, f"stream {s.name} never matches an event of the campaign: {msg}",
                      "a stream dated outside its campaign: check the year")
             self.dead_streams[s.name] = msg
 
@@ -303,83 +225,71 @@ class _CampaignChecker(ExpressionChecks, ReachabilityChecks):
         return None
 
     # ------------------------------------------------------------ values and awards
-    def value_type(self, name: str) -> str:
-        if name in self._value_types:
-            return self._value_types[name]
-        if name in self._in_progress:
-            return sym.ANY  # a cycle: reported by check_value_cycles
-        self._in_progress.add(name)
-        node = self.values[name]
-        ty = self.expr(node.expr, Ctx("member"))
-        self._in_progress.discard(name)
-        self._value_types[name] = ty
-        return ty
-
     def check_award(self, a: ast.Award) -> None:
         word = "mission" if a.is_mission else "award"
         if a.kind not in KIND_NAMES:
             best = closest(a.kind, KIND_NAMES)
-            self.err(a.kind_span or a.span, f"unknown point kind {a.kind}",
+            self.s.err(a.kind_span or a.span, f"unknown point kind {a.kind}",
                      (f"did you mean {best}? " if best else "") + "kinds: " + ", ".join(KIND_NAMES))
-        ty = self.expr(a.amount, Ctx("member"))
+        ty = self.exprs.expr(a.amount, Ctx("member"))
         if ty not in sym.NUMERIC and ty != sym.ANY:
-            self.err(a.amount.span, f"the amount of {word} {a.name} must be a number of points, not {ty}")
+            self.s.err(a.amount.span, f"the amount of {word} {a.name} must be a number of points, not {ty}")
         if a.when is not None:
-            self.need_bool(a.when, self.expr(a.when, Ctx("member")), f"the `when` of {word} {a.name}")
+            self.exprs.need_bool(a.when, self.exprs.expr(a.when, Ctx("member")), f"the `when` of {word} {a.name}")
         if a.pay is not None:
             self.check_pay(a.pay, a)
-        pay = a.pay or self.c.payday
+        pay = a.pay or self.s.c.payday
         fixed = pay.date if isinstance(pay, ast.PayFixed) else None
         if isinstance(a.expiry, ast.ExpiresOn):
             if fixed is not None and a.expiry.date < fixed:
-                self.err(a.expiry.span, f"{word} {a.name} would expire on {a.expiry.date}, before it is paid "
+                self.s.err(a.expiry.span, f"{word} {a.name} would expire on {a.expiry.date}, before it is paid "
                          f"on {fixed}", "a step dated outside its campaign: check the year")
-            elif fixed is None and self.window and a.expiry.date <= self.window[1]:
-                self.err(a.expiry.span, f"{word} {a.name} would expire on {a.expiry.date}, before the campaign "
-                         f"window ends ({self.window[1]})", "a step dated outside its campaign: check the year")
+            elif fixed is None and self.s.window and a.expiry.date <= self.s.window[1]:
+                self.s.err(a.expiry.span, f"{word} {a.name} would expire on {a.expiry.date}, before the campaign "
+                         f"window ends ({self.s.window[1]})", "a step dated outside its campaign: check the year")
         elif isinstance(a.expiry, ast.ExpiresAfter) and not 1 <= a.expiry.months <= 120:
-            self.err(a.expiry.span, f"`expires {a.expiry.months} months after payment`: the number of "
+            self.s.err(a.expiry.span, f"`expires {a.expiry.months} months after payment`: the number of "
                      "months must be between 1 and 120")
         if a.lottery is not None:
             lot = a.lottery
             if lot.winners is not None and lot.winners < 1:
-                self.err(lot.span, "a lottery needs at least 1 winner")
-            if not (isinstance(pay, (ast.PayFixed, ast.PayAfterPeriod)) or (pay is None and self.c.cycle)):
-                self.err(lot.span, f"the lottery of {word} {a.name} needs a fixed payment date, "
+                self.s.err(lot.span, "a lottery needs at least 1 winner")
+            if not (isinstance(pay, (ast.PayFixed, ast.PayAfterPeriod)) or (pay is None and self.s.c.cycle)):
+                self.s.err(lot.span, f"the lottery of {word} {a.name} needs a fixed payment date, "
                          "the day of the draw",
                          "add `on 2026-02-05` to the award, or `pay on DATE` to the campaign")
             if lot.winners is None:
-                b = self.c.budget
+                b = self.s.c.budget
                 if b is None:
-                    self.err(lot.span, "`by lottery within budget` needs a `budget` clause",
+                    self.s.err(lot.span, "`by lottery within budget` needs a `budget` clause",
                              f"e.g. `budget 100_000_000 {a.kind}`")
                 elif b.kind != a.kind:
-                    self.err(lot.span, f"`by lottery within budget`: the budget is in {b.kind} points, "
+                    self.s.err(lot.span, f"`by lottery within budget`: the budget is in {b.kind} points, "
                              f"the {word} pays {a.kind}")
 
     def check_pay(self, pay, award: ast.Award | None) -> None:
         if isinstance(pay, ast.PayFixed):
-            if self.window is not None:
-                ws, we = self.window
+            if self.s.window is not None:
+                ws, we = self.s.window
                 if pay.date < ws:
-                    self.err(pay.span, f"a step dated outside its campaign: payment on {pay.date} is before "
+                    self.s.err(pay.span, f"a step dated outside its campaign: payment on {pay.date} is before "
                              f"the campaign starts ({ws})", "check the year")
                 elif pay.date > we.replace(year=we.year + MAX_PAY_YEARS_AFTER) if not (
                         we.month == 2 and we.day == 29) else pay.date > we + dt.timedelta(days=731):
-                    self.err(pay.span, f"a step dated outside its campaign: payment on {pay.date} is more "
+                    self.s.err(pay.span, f"a step dated outside its campaign: payment on {pay.date} is more "
                              f"than {MAX_PAY_YEARS_AFTER} years after the campaign ends ({we})", "check the year")
         elif isinstance(pay, ast.PayAfterPeriod):
-            if self.c.cycle is None:
-                self.err(pay.span, "`on day N after period end` needs a monthly cycle "
+            if self.s.c.cycle is None:
+                self.s.err(pay.span, "`on day N after period end` needs a monthly cycle "
                          "(`every month from day A to day B`)", "use `on DATE` for a campaign with a window")
             if not 1 <= pay.day <= 31:
-                self.err(pay.span, f"day {pay.day} is not a day of a month (1 to 31)")
+                self.s.err(pay.span, f"day {pay.day} is not a day of a month (1 to 31)")
         elif isinstance(pay, ast.PayMonthAfter):
             if not 1 <= pay.day <= 31:
-                self.err(pay.span, f"day {pay.day} is not a day of a month (1 to 31)")
-            ty = self.expr(pay.after, Ctx("member"))
+                self.s.err(pay.span, f"day {pay.day} is not a day of a month (1 to 31)")
+            ty = self.exprs.expr(pay.after, Ctx("member"))
             if ty not in (sym.DATE, sym.ANY):
-                self.err(pay.after.span, f"`on day N of month after ...` needs a date, not {ty}",
+                self.s.err(pay.after.span, f"`on day N of month after ...` needs a date, not {ty}",
                          "e.g. `on day 18 of month after first(application.date)`")
 
 
@@ -439,9 +349,8 @@ def check(rules: ast.RulesFile, rules_dir: Path) -> tuple[list[Diagnostic], dict
             declared.setdefault(t.name, t)
             tables[t.name] = table
             campaign_tables[t.name] = table
-        checker = _CampaignChecker(rules, c, campaign_tables, diags)
-        checker.failed_tables = {t.name for t in c.tables if t.name not in campaign_tables}
-        checker.run()
+        failed = {t.name for t in c.tables if t.name not in campaign_tables}
+        ClauseChecker(Scope.of(rules, c, campaign_tables, failed, diags)).run()
     return _unique_sorted(diags), tables
 
 

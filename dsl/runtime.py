@@ -4,7 +4,7 @@ language on Python values, and closures specialised for the common integer case.
 Points are exact: integers stay integers, a division that is not exact becomes a
 `Fraction`, and `whole` turns whole Fractions back into ints. The compiler builds
 one closure per expression node; the specialised builders below (`arith`,
-`compare`, `scalar`) return the same values as the generic `_arith`, `_cmp` and
+`compare`, `scalar`) return the same values as the generic `arith_values`, `compare_values` and
 `SCALARS` -- they only skip the dispatch on the operator name and the generic
 argument handling when both operands are plain ints, which is what the
 settlement of a card cycle evaluates a few hundred thousand times.
@@ -31,7 +31,7 @@ def whole(value) -> Any:
     return value
 
 
-def _round_to(value, step, mode):
+def round_to(value, step, mode):
     if value is None:
         return None
     if type(value) is int and type(step) is int and step > 0:  # the common case, exact
@@ -55,7 +55,7 @@ def _round_to(value, step, mode):
     return whole(n * step)
 
 
-def _cmp(op, a, b):
+def compare_values(op, a, b):
     if op == "==":
         return a == b
     if op == "!=":
@@ -67,7 +67,7 @@ def _cmp(op, a, b):
     return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
 
 
-def _arith(op, a, b):
+def arith_values(op, a, b):
     if a is None or b is None:
         return None
     if type(a) is int and type(b) is int:  # integers stay integers when exact
@@ -94,24 +94,24 @@ SCALARS: dict[str, Callable] = {
     "min": lambda *xs: min((x for x in xs if x is not None), default=None),
     "max": lambda *xs: max((x for x in xs if x is not None), default=None),
     "abs": lambda x: None if x is None else abs(x),
-    "floor": lambda x, step=1: _round_to(x, step, "floor"),
-    "ceil": lambda x, step=1: _round_to(x, step, "ceil"),
-    "trunc": lambda x, step=1: _round_to(x, step, "trunc"),
-    "round": lambda x, step=1: _round_to(x, step, "round"),
+    "floor": lambda x, step=1: round_to(x, step, "floor"),
+    "ceil": lambda x, step=1: round_to(x, step, "ceil"),
+    "trunc": lambda x, step=1: round_to(x, step, "trunc"),
+    "round": lambda x, step=1: round_to(x, step, "round"),
 }
 
 
 # ---------------------------------------------------------------- specialised closures
 
-_NO_CONST = object()  # `const` when the right operand is not a literal
+NO_CONST = object()  # `const` when the right operand is not a literal
 _INT_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _CMP_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
 
 
-def arith(op: str, left: Callable, right: Callable, const=_NO_CONST) -> Callable:
+def arith(op: str, left: Callable, right: Callable, const=NO_CONST) -> Callable:
     """`left op right` as a closure; `const` is the right operand when it is a literal
-    (then `right` is not called). Same values as `_arith`."""
+    (then `right` is not called). Same values as `arith_values`."""
     if type(const) is int and (op != "/" or const):
         c = const
         if op == "/":
@@ -119,36 +119,36 @@ def arith(op: str, left: Callable, right: Callable, const=_NO_CONST) -> Callable
                 a = left(env)
                 if type(a) is int and a % c == 0:
                     return a // c
-                return _arith("/", a, c)
+                return arith_values("/", a, c)
             return div_const
         fn = _INT_OPS[op]
 
         def op_const(env):
             a = left(env)
-            return fn(a, c) if type(a) is int else _arith(op, a, c)
+            return fn(a, c) if type(a) is int else arith_values(op, a, c)
         return op_const
     if op == "/":
         def div(env):
             a, b = left(env), right(env)
             if type(a) is int and type(b) is int and b and a % b == 0:
                 return a // b
-            return _arith("/", a, b)
+            return arith_values("/", a, b)
         return div
     fn = _INT_OPS[op]
 
     def op_any(env):
         a, b = left(env), right(env)
-        return fn(a, b) if type(a) is int and type(b) is int else _arith(op, a, b)
+        return fn(a, b) if type(a) is int and type(b) is int else arith_values(op, a, b)
     return op_any
 
 
 def compare(op: str, left: Callable, right: Callable) -> Callable:
-    """`left op right` for the six comparisons; same values as `_cmp`."""
+    """`left op right` for the six comparisons; same values as `compare_values`."""
     fn = _CMP_OPS[op]
 
     def cmp(env):
         a, b = left(env), right(env)
-        return fn(a, b) if type(a) is int and type(b) is int else _cmp(op, a, b)
+        return fn(a, b) if type(a) is int and type(b) is int else compare_values(op, a, b)
     return cmp
 
 
@@ -165,17 +165,17 @@ def scalar(func: str, args: list[Callable], consts: list) -> Callable:
                 if type(x) is int:
                     q = abs(x) // step * step
                     return q if x >= 0 else -q
-                return _round_to(x, step, "trunc")
+                return round_to(x, step, "trunc")
             return trunc_step
         if func == "floor":
             def floor_step(env):
                 x = value(env)
-                return x // step * step if type(x) is int else _round_to(x, step, "floor")
+                return x // step * step if type(x) is int else round_to(x, step, "floor")
             return floor_step
 
         def ceil_step(env):
             x = value(env)
-            return -(-x // step) * step if type(x) is int else _round_to(x, step, "ceil")
+            return -(-x // step) * step if type(x) is int else round_to(x, step, "ceil")
         return ceil_step
     if len(args) == 2 and func in ("min", "max"):
         first, second = args

@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from points.dsl import ast
-from points.dsl.compiler import Compiler, MemberEnv, Period
+from points.dsl.compiler import MemberEnv, Period, compile_campaign, entered_condition
 from points.dsl.evaluator import evaluate
 from points.dsl.loader import RuleSet
 from points.engine.calendar import expiry_date, member_pay_date, periods_of
@@ -71,21 +71,27 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
         as_of = last_until or dt.date.today()
     c = lc.plan.campaign
 
-    # A compiler of our own, so each conjunct and cap argument gets its own slot.
-    comp = Compiler(c, lc.plan.tables)
-    probes: dict[str, list] = {}
+    # Each conjunct and cap argument compiled as a probe of its own over the same row.
+    exprs: dict[tuple, ast.Expr] = {}
+    labels: dict[str, list] = {}
     for a in c.awards:
         parts = []
-        if comp.entry_stream:
-            node = ast.Call("exists", (ast.Name(comp.entry_stream, a.span),), a.span)
-            parts.append(("entered the campaign in its entry window", comp.mem(node)))
+        entered = entered_condition(c, a.span)
+        if entered is not None:
+            parts.append(("entered the campaign in its entry window", entered))
         for conj in conjuncts(a.when) if a.when is not None else []:
-            parts.append((source_text(lc.source, conj.span), comp.mem(conj)))
+            parts.append((source_text(lc.source, conj.span), conj))
         caps = []
         if isinstance(a.amount, ast.Call) and a.amount.func in ("min", "max") and len(a.amount.args) > 1:
-            caps = [(source_text(lc.source, arg.span), comp.mem(arg)) for arg in a.amount.args]
-        probes[a.name] = [parts, caps]
-    plan = comp.compile()
+            caps = [(source_text(lc.source, arg.span), arg) for arg in a.amount.args]
+        for kind, items in (("part", parts), ("cap", caps)):
+            for i, (_, node) in enumerate(items):
+                exprs[(a.name, kind, i)] = node
+        labels[a.name] = [parts, caps]
+    plan = compile_campaign(c, lc.plan.tables, probes=exprs)
+    probes = {name: [[(text, plan.probes[(name, kind, i)]) for i, (text, _) in enumerate(items)]
+                     for kind, items in (("part", parts), ("cap", caps))]
+              for name, (parts, caps) in labels.items()}
 
     draws, entries = {}, []
     for seq, key, effective, step, memo, reverses in conn.execute(

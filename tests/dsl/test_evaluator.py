@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from points.engine.calendar import periods_of
-from points.dsl.compiler import Compiler
+from points.dsl.compiler import compile_campaign
 from points.dsl.evaluator import evaluate, id_list, source_events
 from points.dsl.loader import load_rules
 from points.ledger import db, events
@@ -52,15 +52,10 @@ campaign fold "every aggregate beside a sum over"
 '''
 
 
-class NoFold(Compiler):
+def separate_plan(plan):
     """The same campaign with the `sum over` as its own side query and every lookup a
     correlated subquery."""
-
-    def foldable_group(self):
-        return None
-
-    def lookup_join(self, node, stream, a):
-        return None
+    return compile_campaign(plan.campaign, plan.tables, fold=False, join_lookups=False)
 
 
 def rules_with(tmp_path, text: str):
@@ -110,7 +105,7 @@ def test_folded_main_query_equals_the_separate_tier_query(tmp_path, seed):
     lc = rules.campaign("fold")
     folded = lc.plan
     assert folded.folded is not None and not folded.side
-    separate = NoFold(folded.campaign, folded.tables).compile()
+    separate = separate_plan(folded)
     assert separate.folded is None and len(separate.side) == 1
     assert "LEFT JOIN" in folded.main_sql and "LEFT JOIN" not in separate.main_sql
     conn = db.connect(tmp_path / "p.db")
@@ -170,7 +165,7 @@ def test_a_lookup_by_a_key_that_is_not_unique_stays_a_subquery(tmp_path):
     report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(4), 1)])
     assert not report.errors, report.errors
     wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
-    separate = NoFold(plan.campaign, plan.tables).compile()
+    separate = separate_plan(plan)
     for period in periods_of(conn, plan, dt.date(2025, 9, 30), wm):
         got = everything(conn, plan, period, dt.date(2025, 9, 30), wm)
         assert got == everything(conn, separate, period, dt.date(2025, 9, 30), wm)
@@ -203,7 +198,7 @@ def test_reading_by_index_or_the_whole_table_gives_the_same_members(tmp_path, mo
 
     rules = rules_with(tmp_path, FOLD_RULES)
     plan = rules.campaign("fold").plan
-    separate = NoFold(plan.campaign, plan.tables).compile()
+    separate = separate_plan(plan)
     conn = db.connect(tmp_path / "p.db")
     events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(6), 1)])
     wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]

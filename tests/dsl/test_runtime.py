@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from points.dsl import runtime
-from points.dsl.runtime import SCALARS, _arith, _cmp
+from points.dsl.runtime import SCALARS, arith_values, compare_values
 
 values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                    st.integers(-3, 3), st.fractions(max_denominator=12).map(lambda f: f * 1000))
@@ -27,29 +27,29 @@ def same(a, b) -> bool:
 
 @given(st.sampled_from("+-*/"), values, values)
 def test_arith_matches_the_generic_operation(op, a, b):
-    assert same(runtime.arith(op, const(a), const(b))(None), _arith(op, a, b))
+    assert same(runtime.arith(op, const(a), const(b))(None), arith_values(op, a, b))
 
 
 @given(st.sampled_from("+-*/"), values, ints)
 def test_arith_by_a_literal_matches_the_generic_operation(op, a, b):
-    assert same(runtime.arith(op, const(a), const(b), b)(None), _arith(op, a, b))
+    assert same(runtime.arith(op, const(a), const(b), b)(None), arith_values(op, a, b))
 
 
 @given(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), values, values)
 def test_compare_matches_the_generic_comparison(op, a, b):
-    assert same(runtime.compare(op, const(a), const(b))(None), _cmp(op, a, b))
+    assert same(runtime.compare(op, const(a), const(b))(None), compare_values(op, a, b))
 
 
 @given(st.sampled_from(["floor", "ceil", "trunc", "round"]), values, st.integers(1, 5000))
 def test_rounding_by_a_literal_step_matches_the_generic_function(func, x, step):
-    got = runtime.scalar(func, [const(x), const(step)], [runtime._NO_CONST, step])(None)
+    got = runtime.scalar(func, [const(x), const(step)], [runtime.NO_CONST, step])(None)
     assert same(got, SCALARS[func](x, step))
 
 
 @given(st.sampled_from(["min", "max"]), st.lists(values.filter(lambda v: not isinstance(v, bool)),
                                                  min_size=1, max_size=3))
 def test_min_max_match_the_generic_function(func, xs):
-    got = runtime.scalar(func, [const(x) for x in xs], [runtime._NO_CONST] * len(xs))(None)
+    got = runtime.scalar(func, [const(x) for x in xs], [runtime.NO_CONST] * len(xs))(None)
     assert same(got, SCALARS[func](*xs))
 
 

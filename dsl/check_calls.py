@@ -1,0 +1,204 @@
+"""Checks of calls: scalar functions and aggregates over streams, per event and per member.
+
+A `CallChecker` belongs to an `ExpressionChecker` (`dsl.check_expressions`), which it
+asks for the types of arguments; both read the campaign's `Scope`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from points.dsl import ast
+from points.dsl import symbols as sym
+from points.dsl.check_common import ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, unify
+
+if TYPE_CHECKING:
+    from points.dsl.check_expressions import ExpressionChecker
+
+
+class CallChecker:
+    """Functions and aggregates: arity, argument shapes and types."""
+
+    def __init__(self, scope: Scope, exprs: "ExpressionChecker"):
+        self.s = scope
+        self.x = exprs
+
+    def is_aggregate(self, n: ast.Call, group) -> bool:
+        """Mirrors the compiler's decision."""
+        if n.func in sym.AGGREGATES:
+            return True
+        if n.func in sym.MIN_MAX and len(n.args) == 1:
+            arg = n.args[0]
+            return isinstance(arg, (ast.Dotted, ast.Filtered, ast.Name)) and (
+                group is not None or not isinstance(arg, ast.Name) or arg.name in self.s.streams)
+        return False
+
+    def call(self, n: ast.Call, ctx: Ctx) -> str:
+        f = n.func
+        if f not in sym.AGGREGATES and f not in sym.SCALAR_FUNCTIONS:
+            best = closest(f, ALL_FUNCTIONS)
+            self.s.err(n.span, f"unknown function {f}", (f"did you mean {best}? " if best else "") + FUNCTION_HINT)
+            for a in n.args:
+                if not isinstance(a, ast.Filtered):
+                    self.x.expr(a, ctx)
+            return sym.ANY
+        if self.is_aggregate(n, ctx.group):
+            return self.aggregate(n, ctx)
+        if ctx.scope == "event":
+            self.s.err(n.span, f"{f}() is computed per member: it cannot be used in a stream",
+                     "in a stream, only aggregates of other streams can be used, e.g. first(application.date)")
+            return sym.ANY
+        types = [self.x.expr(a, ctx) for a in n.args]
+        if f in sym.MIN_MAX:
+            if not n.args:
+                self.s.err(n.span, f"{f}() needs at least one argument")
+                return sym.ANY
+            out = sym.ANY
+            for a, ty in zip(n.args, types):
+                if ty in (sym.BOOL, sym.LIST, sym.STR):
+                    self.s.err(a.span, f"type mismatch: {f}() compares numbers or dates, not {ty}")
+                    return sym.ANY
+                if not sym.compatible(out, ty):
+                    self.s.err(a.span, f"type mismatch: {f}() of {out} and {ty}")
+                    return sym.ANY
+                out = unify(out, ty)
+            return out
+        if f == "abs":
+            if len(n.args) != 1:
+                self.s.err(n.span, f"abs() takes 1 argument, not {len(n.args)}")
+                return sym.ANY
+            if types[0] not in sym.NUMERIC and types[0] != sym.ANY:
+                self.s.err(n.args[0].span, f"type mismatch: abs() needs a number, not {types[0]}")
+                return sym.ANY
+            return types[0]
+        # floor, ceil, trunc, round
+        if not 1 <= len(n.args) <= 2:
+            self.s.err(n.span, f"{f}() takes 1 or 2 arguments (the number, then the step), not {len(n.args)}",
+                     f"e.g. {f}(total * 5%) or {f}(total, 1_000)")
+            return sym.ANY
+        if types[0] not in sym.NUMERIC and types[0] != sym.ANY:
+            self.s.err(n.args[0].span, f"type mismatch: {f}() needs a number, not {types[0]}")
+            return sym.ANY
+        if len(n.args) == 2:
+            step = n.args[1]
+            if not (isinstance(step, ast.Literal) and isinstance(step.value, (int, Fraction))
+                    and not isinstance(step.value, bool) and step.value > 0):
+                self.s.err(step.span, f"the step of {f}() must be a number greater than 0, such as 1_000",
+                         f"e.g. {f}(total, 1_000) rounds to a multiple of 1,000")
+                return sym.INT
+            return sym.INT if isinstance(step.value, int) else sym.NUM
+        return sym.INT
+
+    def aggregate(self, n: ast.Call, ctx: Ctx) -> str:
+        f = n.func
+        want = 2 if f == "date_reaching" else 1
+        if len(n.args) != want:
+            example = {"date_reaching": "date_reaching(charge.amount, 20_000)", "count": "count(pay)",
+                       "exists": "exists(pay)", "distinct_days": "distinct_days(pay)",
+                       "any": "any(booking.ticketless)", "all": "all(booking.ticketless)"}.get(f, f"{f}(stream.field)")
+            self.s.err(n.span, f"{f}() takes {want} argument{'s' if want > 1 else ''}, not {len(n.args)}",
+                     f"e.g. {example}")
+            return sym.AGGREGATES.get(f) or sym.ANY
+        if ctx.scope == "event" and f == "date_reaching":
+            self.s.err(n.span, "date_reaching() cannot be used in a stream", "compute it in a value")
+            return sym.DATE
+        if ctx.group is not None and f == "date_reaching":
+            self.s.err(n.span, "date_reaching() cannot be used inside `sum over`")
+            return sym.DATE
+        arg = n.args[0]
+        # Resolve the argument to (stream, field or None, filter or None).
+        stream, field = None, None
+        if ctx.group is not None:
+            gs = ctx.group_stream
+            if isinstance(arg, ast.Name):
+                if arg.name == gs.name and f in sym.STREAM_AGGREGATES:
+                    stream = gs
+                else:
+                    stream, field = gs, arg.name
+            elif isinstance(arg, ast.Dotted) and arg.base == gs.name:
+                stream, field = gs, arg.attr
+            elif isinstance(arg, ast.Filtered) and arg.stream == gs.name:
+                stream = gs
+            else:
+                self.s.err(arg.span, f"inside `sum over {gs.name} by ...`, aggregates are over the events "
+                         f"of {gs.name}", f"e.g. sum(amount) or count({gs.name})")
+                return sym.AGGREGATES.get(f) or sym.ANY
+        else:
+            base = (arg.name if isinstance(arg, ast.Name) else arg.base if isinstance(arg, ast.Dotted)
+                    else arg.stream if isinstance(arg, ast.Filtered) else None)
+            if base is None:
+                self.s.err(arg.span, f"{f}() aggregates a stream: write {f}(STREAM) or {f}(STREAM.field)")
+                if not isinstance(arg, ast.Filtered):
+                    self.x.expr(arg, ctx) if ctx.scope == "member" else None
+                return sym.AGGREGATES.get(f) or sym.ANY
+            stream = self.s.streams.get(base)
+            if stream is None:
+                if base in self.s.tables:
+                    self.s.err(arg.span, f"{base} is a table, not a stream: {f}() aggregates a stream's events")
+                else:
+                    self.s.err(arg.span, f"unknown stream {base}",
+                             did_you_mean(base, self.s.streams) if self.s.streams else
+                             "declare it: `stream NAME = EVENT_TYPE where ...`")
+                return sym.AGGREGATES.get(f) or sym.ANY
+            if isinstance(arg, ast.Dotted):
+                field = arg.attr
+            if ctx.scope == "event" and ctx.stream is not None:
+                if stream.name == ctx.stream.name:
+                    self.s.err(n.span, f"stream {stream.name} cannot use an aggregate of itself in its own filter",
+                             "aggregate another stream, or compute it per member in a value")
+                    return sym.AGGREGATES.get(f) or sym.ANY
+                self.x.stream_deps.setdefault(ctx.stream.name, {}).setdefault(stream.name, n.span)
+        if isinstance(arg, ast.Filtered):
+            fctx = Ctx("event", stream=stream,
+                        fields=self.x.stream_field_names_typed(stream) if stream.event_type in sym.EVENT_TYPES
+                        else None)
+            self.x.need_bool(arg.cond, self.x.expr(arg.cond, fctx), "the condition after `where`")
+            if ctx.scope == "event" and ctx.stream is not None:
+                pass
+        # Shape of the argument per aggregate.
+        ftype = None
+        if field is not None:
+            ftype = self.x.field_type(stream, field)
+            if ftype is None:
+                self.s.err(arg.span, f"stream {stream.name} ({stream.event_type}) has no field {field}",
+                         did_you_mean(field, self.x.stream_field_names(stream) or {}))
+                return sym.AGGREGATES.get(f) or sym.ANY
+        if f in sym.FIELD_AGGREGATES:
+            if field is None:
+                self.s.err(arg.span, f"{f}() needs a field of the stream: {f}({stream.name}.FIELD)",
+                         "to aggregate only some events, declare a stream with that filter"
+                         if isinstance(arg, ast.Filtered) else f"e.g. {f}({stream.name}.amount)")
+                return sym.AGGREGATES.get(f) or sym.ANY
+            if f in ("sum", "date_reaching") and ftype not in sym.NUMERIC and ftype != sym.ANY:
+                self.s.err(arg.span, f"{f}() needs a number field; {stream.name}.{field} is {ftype}")
+                return sym.AGGREGATES.get(f) or sym.ANY
+            if f in ("first", "last") and field not in ("date", "at"):
+                self.s.err(arg.span, f"{f}() takes the date of the first or last event: "
+                         f"{f}({stream.name}.date) or {f}({stream.name}.at)")
+                return sym.ANY
+            if f in sym.MIN_MAX and ftype in (sym.BOOL, sym.LIST):
+                self.s.err(arg.span, f"type mismatch: {f}() of {ftype} field {field}")
+                return sym.ANY
+            if f == "date_reaching":
+                limit = n.args[1]
+                if not (isinstance(limit, ast.Literal) and type(limit.value) is int and limit.value > 0):
+                    self.s.err(limit.span, "the threshold of date_reaching() must be a whole number greater than 0",
+                             "e.g. date_reaching(charge.amount, 20_000)")
+                return sym.DATE
+            if f == "count_distinct":
+                return sym.INT
+            return sym.INT if f == "sum" else ftype
+        if f in sym.STREAM_AGGREGATES:
+            if field is not None:
+                self.s.err(arg.span, f"{f}() counts events: write {f}({stream.name}) or "
+                         f"{f}({stream.name} where ...)")
+            return sym.AGGREGATES[f]
+        # any / all
+        if field is None and not isinstance(arg, ast.Filtered):
+            self.s.err(arg.span, f"{f}() needs a yes/no field or a condition: {f}({stream.name}.FIELD) "
+                     f"or {f}({stream.name} where ...)", f"to test for any event, use exists({stream.name})")
+        elif field is not None and ftype not in (sym.BOOL, sym.ANY):
+            self.s.err(arg.span, f"{f}() needs a yes/no field; {stream.name}.{field} is {ftype}",
+                     f"e.g. {f}({stream.name} where {field} ...)")
+        return sym.BOOL
