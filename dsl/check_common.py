@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from fractions import Fraction
 
 import attrs
 
@@ -97,6 +98,66 @@ def walk(node):
             stack.append(n.body)
         elif isinstance(n, ast.Lookup):
             stack += [c.value for c in n.conds] + [n.default]
+
+
+def event_blocker(node, values: dict, is_aggregate, streams: dict, seen: set):
+    """The first node of a value expression that cannot run per event (in SQL), or None;
+    `streams` collects the streams it aggregates."""
+    def go(n, seen=seen):
+        return event_blocker(n, values, is_aggregate, streams, seen)
+
+    t = type(node)
+    if t is ast.Literal:
+        return node if isinstance(node.value, Fraction) else None
+    if t is ast.Name:
+        if node.name in sym.WEEKDAYS:
+            return None
+        if node.name in values:
+            if node.name in seen:
+                return None
+            return go(values[node.name].expr, seen | {node.name})
+        return node
+    if t is ast.Call:
+        if node.func == "date_reaching" or not is_aggregate(node, None):
+            return node
+        arg = node.args[0] if node.args else None
+        base = (arg.name if isinstance(arg, ast.Name) else arg.stream if isinstance(arg, ast.Filtered)
+                else arg.base if isinstance(arg, ast.Dotted) else None)
+        if base is not None:
+            streams.setdefault(base, node.span)
+        return None
+    if t is ast.BinOp:
+        if node.op == "/":
+            return node
+        return go(node.left) or go(node.right)
+    if t is ast.Unary:
+        return go(node.operand)
+    if t is ast.Compare:
+        if node.op in ("has", "has one of"):
+            return node
+        right = node.right
+        if node.op in ("in", "not in"):
+            if not isinstance(right, ast.ListLit):
+                return node
+            for item in right.items:
+                b = go(item)
+                if b is not None:
+                    return b
+            return go(node.left)
+        return go(node.left) or go(right)
+    if t is ast.InRange:
+        for part in (node.value, node.low, node.high):
+            b = go(part)
+            if b is not None:
+                return b
+        return None
+    if t is ast.Conditional:
+        for part in (node.cond, node.then, node.otherwise):
+            b = go(part)
+            if b is not None:
+                return b
+        return None
+    return node
 
 
 def table_type(table: Table, column: str) -> str:

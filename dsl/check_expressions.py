@@ -8,13 +8,11 @@ by a `CallChecker` (`dsl.check_calls`) it owns.
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from points.dsl import ast
 from points.dsl import symbols as sym
 from points.dsl.check_calls import CallChecker
 from points.dsl.check_common import (
-    ORDERED_OPS, Ctx, Scope, closest, did_you_mean, table_type, unify,
+    ORDERED_OPS, Ctx, Scope, closest, did_you_mean, event_blocker, table_type, unify,
 )
 
 
@@ -235,7 +233,7 @@ class ExpressionChecker:
         """A member value used per event: inlined as SQL, so only aggregates of other streams."""
         ty = self.value_type(n.name)
         streams: dict[str, ast.Span] = {}
-        blocker = self._event_blocker(self.s.values[n.name].expr, streams, {n.name})
+        blocker = event_blocker(self.s.values[n.name].expr, self.s.values, self.calls.is_aggregate, streams, {n.name})
         if blocker is not None:
             self.s.err(n.span, f"value {n.name} cannot be used in a stream: it uses `{self.s.text(blocker)}`",
                      "per event, a value may only combine numbers, dates and aggregates of other "
@@ -245,61 +243,6 @@ class ExpressionChecker:
             for s in streams:
                 self.stream_deps.setdefault(ctx.stream.name, {}).setdefault(s, n.span)
         return ty
-
-    def _event_blocker(self, node, streams: dict, seen: set):
-        """The first node of a value expression that cannot run per event, or None."""
-        t = type(node)
-        if t is ast.Literal:
-            return node if isinstance(node.value, Fraction) else None
-        if t is ast.Name:
-            if node.name in sym.WEEKDAYS:
-                return None
-            if node.name in self.s.values:
-                if node.name in seen:
-                    return None
-                return self._event_blocker(self.s.values[node.name].expr, streams, seen | {node.name})
-            return node
-        if t is ast.Call:
-            if node.func == "date_reaching" or not self.calls.is_aggregate(node, None):
-                return node
-            arg = node.args[0] if node.args else None
-            base = (arg.name if isinstance(arg, ast.Name) else arg.stream if isinstance(arg, ast.Filtered)
-                    else arg.base if isinstance(arg, ast.Dotted) else None)
-            if base is not None:
-                streams.setdefault(base, node.span)
-            return None
-        if t is ast.BinOp:
-            if node.op == "/":
-                return node
-            return self._event_blocker(node.left, streams, seen) or self._event_blocker(node.right, streams, seen)
-        if t is ast.Unary:
-            return self._event_blocker(node.operand, streams, seen)
-        if t is ast.Compare:
-            if node.op in ("has", "has one of"):
-                return node
-            right = node.right
-            if node.op in ("in", "not in"):
-                if not isinstance(right, ast.ListLit):
-                    return node
-                for item in right.items:
-                    b = self._event_blocker(item, streams, seen)
-                    if b is not None:
-                        return b
-                return self._event_blocker(node.left, streams, seen)
-            return self._event_blocker(node.left, streams, seen) or self._event_blocker(right, streams, seen)
-        if t is ast.InRange:
-            for part in (node.value, node.low, node.high):
-                b = self._event_blocker(part, streams, seen)
-                if b is not None:
-                    return b
-            return None
-        if t is ast.Conditional:
-            for part in (node.cond, node.then, node.otherwise):
-                b = self._event_blocker(part, streams, seen)
-                if b is not None:
-                    return b
-            return None
-        return node
 
     def dotted(self, n: ast.Dotted, ctx: Ctx) -> str:
         if n.base in self.s.tables or n.base in self.s.failed_tables:
