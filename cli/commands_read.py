@@ -113,7 +113,30 @@ def history_list(conn, member: str) -> list[dict]:
         out.append({"seq": e.seq, "effective": e.effective.isoformat(), "campaign": e.campaign,
                     "key": e.key, "reason": _reason(e), "points": {}, "postings": []})
     out.sort(key=lambda x: x["seq"])
+    _running_balances(out)
     return out
+
+
+def _running_balances(items: list[dict]) -> None:
+    """Add to each history item (in seq order) its member and receivable postings per kind
+    apart, and the running balance and amount owed per kind after it. An award that only
+    paid off a debt moves `owed`, not `balance`."""
+    balance = dict.fromkeys(KIND_ORDER, 0)
+    owed = dict.fromkeys(KIND_ORDER, 0)
+    for it in items:
+        mine: dict[str, int] = {}
+        recv: dict[str, int] = {}
+        for p in it["postings"]:
+            side = mine if p["account"].startswith("member:") else recv
+            side[p["kind"]] = side.get(p["kind"], 0) + p["amount"]
+        for k, v in mine.items():
+            balance[k] += v
+        for k, v in recv.items():
+            owed[k] -= v
+        it["member_points"] = {k: mine[k] for k in KIND_ORDER if k in mine}
+        it["receivable_points"] = {k: recv[k] for k in KIND_ORDER if k in recv}
+        it["balance"] = dict(balance)
+        it["owed"] = dict(owed)
 
 
 def _member_records(j: Journal, conn, member: str):
@@ -152,7 +175,10 @@ def history_cmd(member: str, as_json: bool) -> None:
     """Every journal entry touching a member, in order, with its reason.
 
     Awards (with their label), reversals of awards after a cancellation,
-    redemptions (done or refused) and expiries, with points per kind.
+    redemptions (done or refused) and expiries: the points per kind that moved
+    in the member's accounts, what moved in their receivable (an award that
+    paid off a debt), and after each entry the running balance per kind and
+    what the member still owes.
 
     \b
     Example:
@@ -167,12 +193,20 @@ def history_cmd(member: str, as_json: bool) -> None:
         click.echo(f"{member}: no entries")
         return
     click.echo(f"{member}: {plural(len(items), 'entry', 'entries')}")
-    rows = [["seq", "date", "campaign", *KIND_ORDER, "reason"]]
+    shown = [k for k in KIND_ORDER if any(k in it["balance"] and (it["member_points"].get(k)
+                                                                  or it["receivable_points"].get(k))
+                                          for it in items)] or ["basic"]
+    rows = [["seq", "date", "campaign", *shown, "receivable", *(f"{k} balance" for k in shown),
+             "owed", "reason"]]
     for it in items:
         rows.append([it["seq"], it["effective"], it["campaign"] or "—",
-                     *(signed(it["points"][k]) if k in it["points"] else "" for k in KIND_ORDER),
+                     *(signed(it["member_points"][k]) if k in it["member_points"] else "" for k in shown),
+                     ", ".join(f"{signed(v)} {k}" for k, v in it["receivable_points"].items()),
+                     *(pts(it["balance"][k]) for k in shown),
+                     ", ".join(f"{pts(v)} {k}" for k, v in it["owed"].items() if v) or "0",
                      it["reason"]])
-    click.echo(table(rows, right={0, 3, 4, 5}))
+    n = len(shown)
+    click.echo(table(rows, right={0, *range(3, 3 + n), 3 + n, *range(4 + n, 5 + 2 * n)}))
 
 
 # ---------------------------------------------------------------- explain

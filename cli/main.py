@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from points.cli import commands_demo, commands_read, commands_report, commands_write
+from points.cli import commands_demo, commands_read, commands_report, commands_reports, commands_write
 from points.cli.options import DEFAULT_DB, PointsGroup
 
 # ---------------------------------------------------------------- the group
@@ -45,7 +45,7 @@ def cli(db: Path) -> None:
     """
 
 
-for _module in (commands_write, commands_read, commands_report, commands_demo):
+for _module in (commands_write, commands_read, commands_report, commands_reports, commands_demo):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
