@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from points.cli.main import cli
+from tests.reliability.helpers import file_digest
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = sorted(cli.commands)
@@ -87,14 +88,27 @@ def test_missing_events_file(points):
 
 
 def test_events_folder_instead_of_file(points):
+    assert points("init").exit_code == 0
+    before = file_digest(points.db)
     (points.folder / "folder").mkdir()
-    _no_traceback(points("import", "folder"))
+    result = points("import", "folder")
+    _no_traceback(result)
+    assert result.output == "folder: is a directory, not an events file\nerror: 1 problem in the input; nothing imported\n"
+    assert file_digest(points.db) == before
 
 
-def test_invalid_dates_are_usage_errors(ran):
-    _no_traceback(ran("balance", "W1", "--as-of", "yesterday"), code=2)
-    _no_traceback(ran("run", "--until", "2026-1-1"), code=2)
-    _no_traceback(ran("explain", "W1", "yearend-2025", "--as-of", "2026-02-31"), code=2)
+@pytest.mark.parametrize("args, option, value", [
+    (["balance", "W1", "--as-of", "yesterday"], "--as-of", "yesterday"),
+    (["run", "--until", "2026-1-1"], "--until", "2026-1-1"),
+    (["explain", "W1", "yearend-2025", "--as-of", "2026-02-31"], "--as-of", "2026-02-31"),
+])
+def test_invalid_dates_are_usage_errors(ran, args, option, value):
+    before = file_digest(ran.db)
+    result = ran(*args)
+    _no_traceback(result, code=2)
+    assert result.output.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': '{value}' is not a date (YYYY-MM-DD)")
+    assert file_digest(ran.db) == before
 
 
 def test_missing_rules_folder(ran):

@@ -243,7 +243,7 @@ def test_readonly_connection_refuses_every_write(tmp_path):
                 "CREATE TABLE x(y)", "DROP TRIGGER entries_no_update", "PRAGMA user_version = 7"]:
         with pytest.raises(apsw.ReadOnlyError):
             ro.execute(sql)
-    with pytest.raises((apsw.ReadOnlyError, Exception)):
+    with pytest.raises(apsw.ReadOnlyError):
         Journal(ro).fund_budget("d", "basic", 10, dt.date(2026, 1, 1))
     assert verify(ro).ok
     ro.close()
@@ -274,8 +274,7 @@ def test_read_commands_open_the_database_read_only(tmp_path, monkeypatch, args, 
     monkeypatch.setattr(db, "connect", spy)
     extra = ["--rules", str(RULES)] if args[0] in ("verify", "campaigns", "explain") else []
     r = CliRunner().invoke(cli, ["--db", str(path), *args, *extra])
-    assert r.exit_code in (0, 1), r.output
-    assert "Traceback" not in r.output
+    assert r.exit_code == 0, r.output
     mine = [ro for p, ro in opened if os.path.realpath(p) == os.path.realpath(path)]
     assert mine and all(mine), opened
     assert file_digest(path) == before_file
