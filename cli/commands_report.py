@@ -75,50 +75,6 @@ def check_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 # ---------------------------------------------------------------- campaigns
 
 
-def _latest_run(conn) -> dt.date | None:
-    row = conn.execute("SELECT MAX(json_extract(memo, '$.until')) FROM entries WHERE key LIKE 'run:%'"
-                       ).fetchone()
-    return dt.date.fromisoformat(row[0]) if row and row[0] else None
-
-
-def _pay_dates(lc, after: dt.date | None) -> list[dt.date]:
-    """Candidate payment dates of a campaign's awards (for the next step after `after`)."""
-    from points.dsl import ast
-    from points.dsl.compiler import Period
-    from points.dsl.evaluator import window_of
-    from points.engine.calendar import period_pay_date
-    from points.ledger.dates import day_of_month_after
-
-    plan = lc.plan
-    lo, hi = window_of(plan)
-    out: set[dt.date] = set()
-    cycle = plan.campaign.cycle
-    if cycle is not None:  # a standing program: the periods around `after`
-        base = after or _today()
-        for k in range(-1, 3):
-            end = day_of_month_after(base.replace(day=1), k, cycle.end_day)
-            start = day_of_month_after(end, -1, cycle.start_day)
-            period = Period(f"{end:%Y-%m}", start, end)
-            for a in plan.awards.values():
-                d = period_pay_date(a.pay, plan, period)
-                if d is not None:
-                    out.add(d)
-        return sorted(out)
-    period = Period("main", lo, hi)
-    for a in plan.awards.values():
-        if isinstance(a.pay, ast.PayMonthAfter):  # per member: the Nth of each month after
-            if lo is not None and hi is not None:
-                d = lo.replace(day=1)
-                while d <= hi:
-                    out.add(day_of_month_after(d, 1, a.pay.day))
-                    d = day_of_month_after(d, 1, 1)
-            continue
-        d = period_pay_date(a.pay, plan, period)
-        if d is not None:
-            out.add(d)
-    return sorted(out)
-
-
 def _today() -> dt.date:
     from points.cli.format import today
 
@@ -126,11 +82,15 @@ def _today() -> dt.date:
 
 
 def campaign_dicts(conn, rules) -> dict:
+    from points.engine.calendar import next_pay_date
+    from points.engine.runs import latest_run
     from points.ledger.accounts import budget_account
+    from points.ledger.lots import expiring_points
     from points.ledger.journal import Journal
 
     j = Journal(conn)
-    latest = _latest_run(conn)
+    last = latest_run(conn)
+    latest = last.until if last else None
     horizon = latest or _today()
     out = {}
     for lc in rules.campaigns:
@@ -139,7 +99,7 @@ def campaign_dicts(conn, rules) -> dict:
         if c.window is not None:
             window = {"from": c.window.low.value.isoformat(), "to": c.window.high.value.isoformat()}
         cycle = None if c.cycle is None else {"start_day": c.cycle.start_day, "end_day": c.cycle.end_day}
-        nxt = next((d for d in _pay_dates(lc, latest) if latest is None or d > latest), None)
+        nxt = next_pay_date(lc.plan, latest, _today())
         budget = None
         if c.budget is not None:
             acct = budget_account(lc.name)
@@ -167,13 +127,8 @@ def campaign_dicts(conn, rules) -> dict:
                 winners += len(json.loads(memo).get("winners", ()))
         expiring = {}
         for days in (30, 90):
-            expiring[f"{days}_days"] = conn.execute(
-                "SELECT COALESCE(SUM(p.amount + COALESCE((SELECT SUM(d.amount) FROM postings d"
-                " WHERE d.lot = p.id), 0)), 0) FROM postings p JOIN entries e ON e.seq = p.entry"
-                " WHERE e.campaign = ? AND p.expires IS NOT NULL AND p.amount > 0"
-                " AND p.expires > ? AND p.expires <= ?",
-                (lc.name, horizon.isoformat(), (horizon + dt.timedelta(days=days)).isoformat()),
-            ).fetchone()[0]
+            expiring[f"{days}_days"] = expiring_points(
+                conn, lc.name, horizon, horizon + dt.timedelta(days=days))
         out[lc.name] = {
             "title": c.title,
             "file": lc.file,

@@ -132,3 +132,38 @@ def relevant_members(conn, plan: Plan, period: Period, day: dt.date, until: dt.d
     for sql in _relevance_queries(plan, ("e.member", "u.member"), "{e}.day = :day"):
         out.update(member for (member,) in conn.execute(sql, params))
     return sorted(out)
+
+
+def pay_dates_around(plan: Plan, day: dt.date) -> list[dt.date]:
+    """The payment dates of a campaign's awards near `day`, sorted: of a monthly cycle, its
+    periods from the month before `day` to two months after; of a window, every fixed
+    date and every monthly date a per-member award (`on day N of the month after`) can
+    take while the window lasts."""
+    out: set[dt.date] = set()
+    cycle = plan.campaign.cycle
+    if cycle is not None:
+        for k in range(-1, 3):
+            end = day_of_month_after(day.replace(day=1), k, cycle.end_day)
+            start = day_of_month_after(end, -1, cycle.start_day)
+            period = Period(f"{end:%Y-%m}", start, end)
+            out.update(d for a in plan.awards.values()
+                       if (d := period_pay_date(a.pay, plan, period)) is not None)
+        return sorted(out)
+    lo, hi = window_of(plan)
+    period = Period("main", lo, hi)
+    for a in plan.awards.values():
+        if isinstance(a.pay, ast.PayMonthAfter):
+            if lo is not None and hi is not None:
+                d = lo.replace(day=1)
+                while d <= hi:
+                    out.add(day_of_month_after(d, 1, a.pay.day))
+                    d = day_of_month_after(d, 1, 1)
+        elif (d := period_pay_date(a.pay, plan, period)) is not None:
+            out.add(d)
+    return sorted(out)
+
+
+def next_pay_date(plan: Plan, after: dt.date | None, today: dt.date) -> dt.date | None:
+    """A campaign's first payment date after `after` (None: its first one, looking
+    around `today`)."""
+    return next((d for d in pay_dates_around(plan, after or today) if after is None or d > after), None)

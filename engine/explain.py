@@ -19,6 +19,7 @@ from points.dsl.compiler import MemberEnv, Period, compile_campaign, entered_con
 from points.dsl.evaluator import evaluate
 from points.dsl.loader import RuleSet
 from points.engine.calendar import expiry_date, member_pay_date, periods_of
+from points.engine.runs import latest_run
 
 
 class ExplainError(Exception):
@@ -51,24 +52,17 @@ def conjuncts(node) -> list:
     return [node]
 
 
-def latest_run(conn) -> tuple[dt.date | None, int]:
-    row = conn.execute(
-        "SELECT memo FROM entries WHERE step = 'run' ORDER BY seq DESC LIMIT 1").fetchone()
-    if row is None:
-        return None, conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-    memo = json.loads(row[0])
-    return dt.date.fromisoformat(memo["until"]), memo["watermark"]
-
-
 def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | None = None) -> dict:
     """A JSON-able trace of one member in one campaign (see the module docstring)."""
     lc = rules.campaign(campaign)
     if lc is None:
         names = ", ".join(c.name for c in rules.campaigns)
         raise ExplainError(f"no campaign {campaign!r} in the rules (campaigns: {names})")
-    last_until, wm = latest_run(conn)
+    last = latest_run(conn)
+    # Before any run: every event stored so far.
+    wm = last.watermark if last else conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
     if as_of is None:
-        as_of = last_until or dt.date.today()
+        as_of = last.until if last else dt.date.today()
     c = lc.plan.campaign
 
     # Each conjunct and cap argument compiled as a probe of its own over the same row.

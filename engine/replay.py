@@ -9,22 +9,16 @@ same hashes. A rules file whose content changed since a run is a finding too.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 
 from points.dsl.errors import RulesError
 from points.dsl.loader import load_rules
+from points.engine.runs import run_markers
 from points.engine.workflow import Runner
 from points.ledger import db
 
 EVENT_COLUMNS = "seq, id, type, member, at, day, time, weekday, amount, ref, body, source, prev_hash, hash"
-
-
-def run_markers(conn) -> list[tuple[int, dict]]:
-    return [(seq, json.loads(memo)) for seq, memo in conn.execute(
-        "SELECT seq, memo FROM entries WHERE step = 'run' ORDER BY seq")]
 
 
 def rederive(conn, rules_dir: Path) -> list[str]:
@@ -38,13 +32,14 @@ def rederive(conn, rules_dir: Path) -> list[str]:
     except RulesError as exc:
         return [f"rules in {rules_dir} do not load: {exc.diagnostics[0].message}"]
     problems = []
-    for seq, memo in markers:
-        for name, digest in memo.get("rules", {}).items():
+    for marker in markers:
+        seq = marker.seq
+        for name, digest in marker.rules.items():
             now = rules.hashes.get(name)
             if now != digest:
                 what = "is missing" if now is None else f"changed (sha256 {digest[:12]}… then, {now[:12]}… now)"
                 problems.append(f"entry {seq}: rules file {name} {what} since this run")
-        extra = set(rules.hashes) - set(memo.get("rules", {}))
+        extra = set(rules.hashes) - set(marker.rules)
         for name in sorted(extra):
             problems.append(f"entry {seq}: rules file {name} was not part of this run")
     if problems:
@@ -54,14 +49,14 @@ def rederive(conn, rules_dir: Path) -> list[str]:
         scratch = db.connect(Path(tmp) / "replay.db")
         try:
             copied = 0
-            for _, memo in markers:
-                wm = memo["watermark"]
+            for marker in markers:
+                wm = marker.watermark
                 rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
                                     (copied, wm))
                 with db.transaction(scratch):
                     scratch.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
                 copied = max(copied, wm)
-                Runner(scratch, rules, dt.date.fromisoformat(memo["until"])).run()
+                Runner(scratch, rules, marker.until).run()
             return compare(conn, scratch)
         finally:
             scratch.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import itertools
 import json
 from collections import defaultdict
@@ -39,6 +38,7 @@ from points.dsl.errors import RunError
 from points.dsl.evaluator import window_of
 from points.dsl.loader import LoadedCampaign, RuleSet
 from points.engine.lottery import load_draws
+from points.engine.runs import completed_until, marker_entry
 from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
 from points.ledger import db
 from points.ledger.dates import day_of_month_after
@@ -134,24 +134,11 @@ class Runner:
         self.wm = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self.report = RunReport(until, self.wm, member_tally=lambda: MemberTally(conn))
         self._draws: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
-        self.done_until = self.completed_until()
+        # Steps up to this day were done by an earlier run over the same events and rules.
+        self.done_until = completed_until(conn, self.wm, rules.hashes)
         self.expired_upto: dt.date | None = None
         self.last_seq = 0  # the journal's last seq after this run's latest step
         self.stale_lots = False
-
-    def completed_until(self) -> dt.date | None:
-        """The last day an earlier run finished with these very events and rules.
-
-        Its marker is written only after all its steps, so every step dated up to
-        that day is done: a re-run skips them instead of recomputing to no effect.
-        """
-        done = None
-        for (memo,) in self.conn.execute("SELECT memo FROM entries WHERE step = 'run'"):
-            memo = json.loads(memo)
-            if memo.get("watermark") == self.wm and memo.get("rules") == dict(sorted(self.rules.hashes.items())):
-                until = dt.date.fromisoformat(memo["until"])
-                done = until if done is None or until > done else done
-        return done
 
     # --- calendar
     def agenda(self) -> dict[dt.date, list]:
@@ -310,14 +297,10 @@ class Runner:
         self.expired_upto, self.stale_lots = as_of, False
 
     def mark(self) -> None:
-        key = f"run:{self.until.isoformat()}:{self.wm}:{_digest(self.rules.hashes)[:16]}"
+        marker = marker_entry(self.until, self.wm, self.rules.hashes, recorded=self.recorded)
         with self.own():
-            if self.journal.entry_by_key(key) is not None:
-                return
-            self.journal.append([NewEntry(
-                key=key, effective=self.until, postings=(), recorded=self.recorded, step="run",
-                memo={"until": self.until.isoformat(), "watermark": self.wm,
-                      "rules": dict(sorted(self.rules.hashes.items()))})])
+            if self.journal.entry_by_key(marker.key) is None:
+                self.journal.append([marker])
 
     # --- a campaign checkpoint: one transaction
     def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, frozenset[str]]:
@@ -382,9 +365,4 @@ class Runner:
 def _task_order(task) -> tuple:
     rank = {"fund": 0, "checkpoint": 1, "redeem": 2}[task[0]]
     return (rank, task[1].name if len(task) > 1 else "")
-
-
-def _digest(hashes: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()
-
 

@@ -30,6 +30,7 @@ from points.ledger.errors import (
     UnbalancedEntry,
 )
 from points.ledger.hashing import GENESIS, canonical
+from points.ledger.lots import REMAINING
 from points.ledger.model import Entry, NewEntry, Posting
 
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
@@ -92,10 +93,6 @@ _INSERT_ENTRY = (
     "INSERT INTO entries(seq, key, effective, recorded, campaign, rule, rules_hash, step,"
     " events, reverses, memo, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-
-
-# What is left of lot `p` (a member credit): its amount plus every debit naming it.
-REMAINING = "p.amount + COALESCE((SELECT SUM(d.amount) FROM postings d WHERE d.lot = p.id), 0)"
 
 
 def check_date(what: str, value: Any) -> dt.date:

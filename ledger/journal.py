@@ -30,11 +30,11 @@ import apsw
 from points.ledger import db, kinds
 from points.ledger import operations
 from points.ledger.accounts import member_account, parse_account, receivable_account, valid_id
-from points.ledger.append import REMAINING as _REMAINING
 from points.ledger.append import check_date as _check_date
 from points.ledger.append import write_batch
 from points.ledger.errors import IdempotencyConflict, InvalidAccount, InvalidEntry, LedgerError
 from points.ledger.hashing import GENESIS, canonical
+from points.ledger.lots import REMAINING, REMAINING_AS_OF
 from points.ledger.model import Entry, Lot, NewEntry, Posting
 from points.ledger.operations import check_points
 
@@ -267,9 +267,7 @@ class Journal:
         accts = [f"member:{member}:{k}" for k in kinds.KIND_NAMES]
         out = []
         for lid, kind, amount, expires, seq, rem in self.conn.execute(
-            "SELECT p.id, p.kind, p.amount, p.expires, p.entry, p.amount + COALESCE(("
-            "  SELECT SUM(d.amount) FROM postings d JOIN entries de ON de.seq = d.entry"
-            "  WHERE d.lot = p.id AND de.effective <= ?), 0)"
+            "SELECT p.id, p.kind, p.amount, p.expires, p.entry, " + REMAINING_AS_OF +
             " FROM postings p JOIN entries e ON e.seq = p.entry"
             " WHERE p.account IN (?,?,?) AND p.amount > 0 AND e.effective <= ?",
             (day, *accts, day),
@@ -283,7 +281,7 @@ class Journal:
         """[id, kind, expires, remaining] of lots spendable on `day` (not expired, remaining > 0)."""
         accts = [f"member:{member}:{k}" for k in kind_names]
         rows = self.conn.execute(
-            "SELECT p.id, p.kind, p.expires, " + _REMAINING +
+            "SELECT p.id, p.kind, p.expires, " + REMAINING +
             " FROM postings p JOIN entries e ON e.seq = p.entry"
             f" WHERE p.account IN ({','.join('?' * len(accts))}) AND p.amount > 0"
             " AND p.expires >= ? AND e.effective <= ?",
@@ -351,7 +349,7 @@ class Journal:
                 where += " AND p.expires > ?"
                 params.append(since.isoformat())
             for lid, account, kind, expires, rem in self.conn.execute(
-                "SELECT p.id, p.account, p.kind, p.expires, " + _REMAINING +
+                "SELECT p.id, p.account, p.kind, p.expires, " + REMAINING +
                 f" FROM postings p WHERE p.expires IS NOT NULL AND {where} AND p.amount > 0",
                 params,
             ):
