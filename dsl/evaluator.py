@@ -33,8 +33,8 @@ def source_events(env: MemberEnv) -> tuple[str, ...]:
 def id_list(text: str) -> list[str]:
     """The strings of a JSON array of strings as SQLite's json_group_array writes it
     (`["a","b"]`, no spaces). Without a backslash there is no escape in it -- a quote
-    inside an id would be `\\"` -- so splitting on `","` is exact and 4x cheaper than
-    json.loads (one grant per member of a card cycle)."""
+    inside an id would be `\\"` -- so splitting on `","` is exact and much cheaper than
+    json.loads, which matters at one grant per member of a card cycle."""
     if "\\" in text or not text.startswith('["'):
         return json.loads(text)
     return text[2:-2].split('","')
@@ -76,8 +76,7 @@ def _sql(template: str, member, scan: str = "1", alias: str = "e") -> str:
 
 
 # Reading the rows wanted in rowid order costs about three times a row of a pass over the
-# whole table (1M card events: 0.69 s against 0.23 s for the table): past a third of the
-# table, one pass is cheaper.
+# whole table (measured: docs/benchmarks.md): past a third of the table, one pass is cheaper.
 WHOLE_TABLE_SHARE = 3
 
 
@@ -98,9 +97,8 @@ def install_tables(conn: apsw.Connection, plan: Plan) -> None:
 
 
 # SQLite sizes a sorter's in-memory runs by the page cache (`cache_size`). With the 64 MiB
-# cache the journal sets, a GROUP BY over a million rows sorts one huge list (measured at
-# 1M card events: 2.6 s CPU against 1.85 s with 2 MiB runs merged); queries over everyone
-# start with this much instead. The sorter reads the size when the statement starts, so
+# cache the journal sets, a GROUP BY over a million rows sorts one huge list, slower than
+# merging small runs (docs/benchmarks.md); queries over everyone start with this much instead. The sorter reads the size when the statement starts, so
 # the cache is given back as soon as the first row is there.
 SORT_CACHE_KIB = 2000
 

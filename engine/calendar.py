@@ -54,7 +54,7 @@ def expiry_date(award: AwardPlan, pay_date: dt.date) -> dt.date:
 
 
 # The distinct days of one event type: one (type, day) index search per day, jumping to
-# the next day each time, instead of visiting every event (a 1M-event cycle: 0.17 s -> 1 ms).
+# the next day each time, instead of visiting every event of the type.
 DAYS_OF_TYPE = """
 WITH RECURSIVE d(day) AS (
   SELECT (SELECT MIN(day) FROM events WHERE type = :type AND day <= :until AND seq <= :wm)

@@ -306,7 +306,7 @@ class Runner:
     def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, frozenset[str]]:
         """The drawn lotteries of a period, award -> winners; a draw made at a checkpoint
         is added when the checkpoint commits. (What each member was paid is not cached:
-        it is read from the journal at each checkpoint, in member order, see PaidHistory.)"""
+        it is read from the journal at each checkpoint, in member order: engine.paid.PaidHistory.)"""
         key = (lc.name, period.id)
         draws = self._draws.pop(key, None)
         if draws is None:

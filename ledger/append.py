@@ -35,9 +35,9 @@ from points.ledger.model import Entry, NewEntry, Posting
 
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
 
-# Valid account name -> (type letter, kind or None); bounded, cleared when full.
-# ~160 bytes an entry: 100,000 keeps a busy batch's members (~16 MB) without
-# growing with every member a long run ever touches (1M members: ~250 MB).
+# Valid account name -> (type letter, kind or None); bounded, cleared when full:
+# large enough for the accounts of one busy batch, small enough that memory does
+# not grow with every member a long run ever touches (sizes: docs/benchmarks.md).
 _ACCOUNT_CACHE_MAX = 100_000
 _ACCOUNTS: dict[str, tuple[str, str | None]] = {}
 

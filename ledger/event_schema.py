@@ -1,7 +1,7 @@
 """The per-type field contract of events, and the check that enforces it.
 
 `normalise(record)` takes one parsed record (a dict straight from JSON, or a
-CSV row already converted by `csv_value`) and returns the normalised event --
+CSV row already converted by `CSV_CONVERTERS`) and returns the normalised event --
 every field of its type present, defaults filled, `at` as Tokyo local
 'YYYY-MM-DDTHH:MM:SS', dates as 'YYYY-MM-DD' -- or every reason it is invalid.
 

@@ -253,8 +253,7 @@ def _is_bulk_load(conn: apsw.Connection, incoming_bytes: int) -> bool:
     """Whether the files being imported clearly outnumber the events stored.
 
     Then the secondary indexes are cheaper to build afresh (one sort each) than
-    to update one random B-tree insert per event (measured: ~2 us per index per
-    event). A line is counted as BULK_BYTES_PER_EVENT, several times any real
+    to update with one random B-tree insert per event. A line is counted as BULK_BYTES_PER_EVENT, several times any real
     event line, so that a re-import or a small addition never rebuilds them.
     """
     (stored,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()

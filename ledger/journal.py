@@ -108,11 +108,11 @@ class Journal:
         self._pending: dict | None = None  # cache updates of the open transaction
         with contextlib.suppress(apsw.Error):
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: big batches stay in memory
-            # A batch of 10,000 entries dirties thousands of random index pages: with the
-            # default (a checkpoint once the WAL passes 1,000 pages, i.e. after every
-            # batch) the same hot pages are copied back to the file batch after batch.
-            # Every ~40 MiB of WAL instead: commit CPU -30% at 1M postings. Durability
-            # and crash recovery are those of WAL mode, whatever the interval.
+            # A big batch dirties thousands of random index pages: with the default (a
+            # checkpoint once the WAL passes 1,000 pages, i.e. after every batch) the same
+            # hot pages are copied back to the file batch after batch; every ~40 MiB of
+            # WAL instead. Durability and crash recovery are those of WAL mode, whatever
+            # the interval.
             conn.execute("PRAGMA wal_autocheckpoint=10000")
 
     # ------------------------------------------------------------------ transactions
