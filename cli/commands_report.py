@@ -25,7 +25,8 @@ def check_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 
     Every problem is printed as `path:line:col: message`, then the source
     line with a caret under the spot (and a hint when there is one); the exit
-    status is then 1. Tables named by the rules are read from the file's
+    status is then 1. A warning (`path:line:col: warning: ...`: a clause the
+    engine ignores) is printed the same way but does not fail the check. Tables named by the rules are read from the file's
     folder (DIR/data/ for a folder).
 
     \b
@@ -59,16 +60,20 @@ def check_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         files += len(group)
         campaigns += sum(len(rules.campaigns) for _, rules, _ in parsed)
     diagnostics.sort(key=Diagnostic.sort_key)
+    errors = [d for d in diagnostics if d.is_error]
+    warnings = len(diagnostics) - len(errors)
     if as_json:
-        echo_json({"ok": not diagnostics, "files": files, "campaigns": campaigns,
+        echo_json({"ok": not errors, "files": files, "campaigns": campaigns,
                    "diagnostics": [{"path": d.path, "line": d.line, "column": d.column,
-                                    "message": d.message, "hint": d.hint} for d in diagnostics]})
+                                    "message": d.message, "hint": d.hint, "severity": d.severity}
+                                   for d in diagnostics]})
     else:
         for d in diagnostics:
             click.echo(d.format(sources.get(d.path)))
-        if not diagnostics:
-            click.echo(f"ok: {files} files, {campaigns} campaigns")
-    if diagnostics:
+        if not errors:
+            more = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+            click.echo(f"ok: {files} files, {campaigns} campaigns{more}")
+    if errors:
         raise click.exceptions.Exit(1)
 
 

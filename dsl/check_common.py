@@ -217,6 +217,11 @@ class Scope:
     def err(self, span, message: str, hint: str | None = None) -> None:
         self.diags.append(at(span, message, hint))
 
+    def warn(self, span, message: str, hint: str | None = None) -> None:
+        """Something the engine will ignore or read otherwise than it seems: the file
+        still loads."""
+        self.diags.append(at(span, message, hint, "warning"))
+
     def text(self, node) -> str:
         """The source text of a node, on one line."""
         s = node.span

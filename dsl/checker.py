@@ -108,6 +108,23 @@ class ClauseChecker:
                 self.s.err(b.span, f"unknown point kind {b.kind}", did_you_mean(b.kind, KIND_NAMES))
         if c.payday is not None:
             self.check_pay(c.payday, None)
+        self.check_ignored()
+
+    def check_ignored(self) -> None:
+        """Clauses the engine reads otherwise than they seem, or not at all: warnings."""
+        c = self.s.c
+        if c.window is not None and c.cycle is not None:
+            self.s.warn(c.window.span, "beside `every month`, the window does not limit the monthly "
+                        "periods: every period with events is evaluated, also outside the window",
+                        "to count only the window's events, add `date in window` to each stream's `where`")
+        if c.payday is not None and c.awards and all(a.pay is not None for a in c.awards):
+            self.s.warn(c.payday.span, "the campaign's `pay` date is never used: every award has its own "
+                        "payment date", "delete it, or delete the awards' own `on ...`")
+        within_budget = any(a.lottery is not None and a.lottery.winners is None for a in c.awards)
+        if (c.budget is not None and c.awards and not within_budget and c.budget.kind in KIND_NAMES
+                and c.budget.kind not in {a.kind for a in c.awards}):
+            self.s.warn(c.budget.span, f"no award pays {c.budget.kind} points: the budget is never drawn from",
+                        "a budget limits the awards of its own kind only")
 
     def check_date_range(self, rng: ast.DateRange, what: str) -> None:
         ok = True

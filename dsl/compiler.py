@@ -26,6 +26,7 @@ from points.dsl import ast
 from points.dsl.compile_member import MemberCode
 from points.dsl.compile_queries import Queries
 from points.dsl.compile_sql import EventSql
+from points.dsl.pay_bounds import pay_bound
 from points.dsl.plan import (  # noqa: F401 (the public types of the compiler)
     ENTRY_STREAM, EVERYTHING, AwardPlan, Closure, CompileError, GroupPlan, MemberEnv, Period, Plan, Scan, SideQuery,
 )
@@ -71,8 +72,9 @@ def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
             cond = lambda env, base_cond=base_cond, entered=entered_fn: entered(env) and base_cond(env)  # noqa: E731
         pay = a.pay or campaign.payday
         pay_after = code.closure(pay.after) if isinstance(pay, ast.PayMonthAfter) else None
+        pay_last = pay_bound(pay.after, campaign) if isinstance(pay, ast.PayMonthAfter) else None
         awards[a.name] = AwardPlan(a.name, a.label, a.kind, amount, cond, pay, pay_after,
-                                   a.expiry, a.lottery, a)
+                                   a.expiry, a.lottery, a, pay_last)
     streams = sql.streams
     types = tuple(sorted({s.event_type for s in streams.values()}))
     main_scans = sql.scans(list(streams), "e")

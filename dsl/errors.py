@@ -15,13 +15,21 @@ class Diagnostic:
     message: str
     hint: str | None = None
     end_column: int | None = None
+    # "error": the file is refused; "warning": it loads and runs, but something in it
+    # does not do what it seems to (a clause the engine ignores).
+    severity: str = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def sort_key(self) -> tuple:
         return (self.path, self.line, self.column, self.message)
 
     def format(self, source: str | None = None) -> str:
         """`path:line:col: message`, then the source line and a caret (and the hint)."""
-        out = [f"{self.path}:{self.line}:{self.column}: {self.message}"]
+        prefix = "" if self.is_error else f"{self.severity}: "
+        out = [f"{self.path}:{self.line}:{self.column}: {prefix}{self.message}"]
         lines = source.splitlines() if source is not None else []
         if 1 <= self.line <= len(lines):
             text = lines[self.line - 1].expandtabs(1)
@@ -35,10 +43,10 @@ class Diagnostic:
         return "\n".join(out)
 
 
-def at(span, message: str, hint: str | None = None) -> Diagnostic:
+def at(span, message: str, hint: str | None = None, severity: str = "error") -> Diagnostic:
     """A diagnostic at an AST span."""
     end = span.end_column if span.end_line == span.line else None
-    return Diagnostic(span.path, span.line, span.column, message, hint, end)
+    return Diagnostic(span.path, span.line, span.column, message, hint, end, severity)
 
 
 class RulesError(Exception):

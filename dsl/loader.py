@@ -72,8 +72,9 @@ def load_rules(rules_dir: str | Path) -> RuleSet:
     if not paths:
         raise RulesError([Diagnostic(str(rules_dir), 1, 1, "no .rules files in this folder")])
     parsed, diagnostics, sources = check_files(paths, rules_dir)
-    if diagnostics:
-        raise RulesError(diagnostics, sources)
+    errors = [d for d in diagnostics if d.is_error]  # warnings are for `points check`
+    if errors:
+        raise RulesError(errors, sources)
     campaigns, kinds, hashes = [], [], {}
     for path, rules, tables in parsed:
         digest = file_hash(path)

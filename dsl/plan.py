@@ -81,6 +81,9 @@ class AwardPlan:
     expiry: ast.Expiry | None
     lottery: ast.Lottery | None
     node: ast.Award
+    # `on day N of month after EXPR`: the latest date EXPR can be in a period, or None
+    # when nothing bounds it (dsl.pay_bounds); the run checks payments up to then.
+    pay_last: Callable[["Period"], "dt.date | None"] | None = None
 
 
 @attrs.frozen

@@ -46,6 +46,14 @@ def member_pay_date(award: AwardPlan, plan: Plan, period: Period, env: MemberEnv
     return period_pay_date(award.pay, plan, period)
 
 
+def last_pay_check(award: AwardPlan, period: Period) -> dt.date | None:
+    """The last day a per-member payment date (`on day N of month after EXPR`) of this
+    award can fall on in the period: day N of the month after the latest date EXPR can
+    have. None: nothing bounds EXPR, so payments are checked up to the run's end."""
+    bound = award.pay_last(period) if award.pay_last is not None else None
+    return None if bound is None else day_of_month_after(bound, 1, award.pay.day)
+
+
 def expiry_date(award: AwardPlan, pay_date: dt.date) -> dt.date:
     if isinstance(award.expiry, ast.ExpiresOn):
         return award.expiry.date

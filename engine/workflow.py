@@ -32,7 +32,7 @@ import apsw
 import attrs
 
 from points.dsl import ast
-from points.engine.calendar import Checkpoint, period_pay_date, periods_of, relevant_days
+from points.engine.calendar import Checkpoint, last_pay_check, period_pay_date, periods_of, relevant_days
 from points.dsl.compiler import Period, Plan
 from points.dsl.errors import RunError
 from points.dsl.evaluator import window_of
@@ -169,7 +169,7 @@ class Runner:
         # the events of that day: a refund after payment cannot erase the payment day.
         for a in plan.awards.values():
             if isinstance(a.pay, ast.PayMonthAfter):
-                fixed |= set(self.monthly_grid(plan, period, a.pay.day))
+                fixed |= set(self.monthly_grid(plan, period, a.pay.day, last_pay_check(a, period)))
         candidates = sorted(d for d in fixed if d <= self.until)
         if not candidates:
             return []
@@ -181,16 +181,17 @@ class Runner:
             everyone.setdefault(d, False)
         return [Checkpoint(d, lc.name, period, e) for d, e in sorted(everyone.items())]
 
-    def monthly_grid(self, plan: Plan, period: Period, day: int) -> list[dt.date]:
-        """Day `day` of every month after the period starts, up to the month after it ends."""
+    def monthly_grid(self, plan: Plan, period: Period, day: int, last: dt.date | None) -> list[dt.date]:
+        """Day `day` of every month after the period starts, up to `last` (the last day a
+        member's payment can be due, `calendar.last_pay_check`; None: the run's end)."""
         lo = period.start or window_of(plan)[0]
         if lo is None:
             row = self.conn.execute("SELECT MIN(day) FROM events WHERE seq <= ?", (self.wm,)).fetchone()
             if row[0] is None:
                 return []
             lo = dt.date.fromisoformat(row[0])
-        hi = period.end or window_of(plan)[1]
-        last = day_of_month_after(hi, 1, day) if hi else self.until
+        if last is None:
+            last = self.until
         out, k = [], 1
         while (d := day_of_month_after(lo, k, day)) <= min(last, self.until):
             out.append(d)
