@@ -77,18 +77,27 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--until", "until", type=DATE, required=True, metavar="DATE",
               help="Execute every step dated on or before this day.")
 @rules_option
+@click.option("--amend", "amend", default=None, metavar="REASON",
+              help="Accept changed terms (a rules file or table) of campaigns that have posted "
+                   "entries: record an amendment with REASON and post the differences.")
 @json_option
-def run_cmd(until: dt.date, rules_dir: Path | None, as_json: bool) -> None:
+def run_cmd(until: dt.date, rules_dir: Path | None, amend: str | None, as_json: bool) -> None:
     """Execute every campaign step due on or before --until, exactly once.
 
     Funds budgets, settles awards (lotteries included), posts corrections for
     late cancellations, redeems points and expires lots, in date order. A
     re-run with the same events is a no-op; an interrupted run resumes.
+    Each run records the exact rules files and tables it used in the
+    database. Adding a campaign file needs nothing; changing the terms of a
+    campaign that has posted entries is refused (naming the file and both
+    hashes) unless `--amend "REASON"`: then an amendment (who, why, when, both
+    hashes) is recorded and the differences are posted as adjustments.
 
     \b
     Example:
       points run --until 2026-03-31
       points run --until 2028-12-31 --rules rules/ --json
+      points run --until 2026-03-31 --amend "cap raised to 5,000 (press release 2026-03-02)"
     """
     from points.engine.workflow import Runner
 
@@ -96,9 +105,9 @@ def run_cmd(until: dt.date, rules_dir: Path | None, as_json: bool) -> None:
     conn = open_db(readonly=False)
     if stdout_is_tty() and not as_json:
         with _Progress() as progress:
-            report = Runner(conn, rules, until, progress=progress).run()
+            report = Runner(conn, rules, until, progress=progress, amend=amend).run()
     else:
-        report = Runner(conn, rules, until).run()
+        report = Runner(conn, rules, until, amend=amend).run()
     data = run_report_dict(report)
     if as_json:
         echo_json(data)

@@ -1,77 +1,212 @@
-"""The auditor's re-derivation: replay every run on a scratch database and compare.
+"""The auditor's re-derivation: replay every run with its own rules and compare.
 
 Every `run` leaves a marker entry with its date, the last event it saw (the
-watermark) and the content hash of every rules file it used. Replaying the same
-runs, in order, over the same events (imported up to each watermark) with the
-same rules must produce the same entries, bit for bit: same keys, same postings,
-same hashes. A rules file whose content changed since a run is a finding too.
+watermark), the hash of the rules set it used and every file of that set by hash
+(engine.recorded; the bytes are in the database, ledger.rulesets). Runs happen one
+after the other (the run lock), so the journal is a sequence of whole runs.
+Replaying the same runs, in order, on a scratch database, over the same events
+(imported up to each watermark), each with the rules folder rebuilt from its
+recorded set (and its amendment entry re-posted as recorded), must produce the
+same entries, bit for bit: same keys, same postings, same hashes. No rules folder
+is needed. A marker written before rules sets were recorded names only its rules
+files' hashes: such a run is replayed with the given folder if those match.
+
+Entries after the last marker belong to a run that is still going or was
+interrupted (its next `points run` resumes it and writes the marker): they are
+counted as pending, not re-derived, and are no finding.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import tempfile
 from pathlib import Path
+
+import attrs
 
 from points.dsl.errors import RulesError
 from points.dsl.loader import load_rules
 from points.engine.runs import run_markers
 from points.engine.workflow import Runner
-from points.ledger import db
+from points.ledger import db, rulesets
+from points.ledger.journal import Journal
 
 EVENT_COLUMNS = "seq, id, type, member, at, day, time, weekday, amount, ref, body, source, prev_hash, hash"
+MAX_DIFFERENCES = 25  # differing entries listed in full; all are counted
+
+__all__ = ["Rederivation", "rederive", "replay", "run_markers"]
 
 
-def rederive(conn, rules_dir: Path) -> list[str]:
-    """Problems found re-deriving the journal from events + rules (empty: all identical)."""
-    markers = run_markers(conn)
-    total = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-    if not markers:
-        return [] if total == 0 else [f"{total} entries but no run recorded: nothing to re-derive them from"]
-    try:
-        rules = load_rules(rules_dir)
-    except RulesError as exc:
-        return [f"rules in {rules_dir} do not load: {exc.diagnostics[0].message}"]
-    problems = []
-    for marker in markers:
-        seq = marker.seq
-        for name, digest in marker.rules.items():
-            now = rules.hashes.get(name)
-            if now != digest:
-                what = "is missing" if now is None else f"changed (sha256 {digest[:12]}… then, {now[:12]}… now)"
-                problems.append(f"entry {seq}: rules file {name} {what} since this run")
-        extra = set(rules.hashes) - set(marker.rules)
-        for name in sorted(extra):
-            problems.append(f"entry {seq}: rules file {name} was not part of this run")
-    if problems:
-        return problems
+@attrs.define
+class Rederivation:
+    problems: list[str] = attrs.field(factory=list)
+    runs: list[dict] = attrs.field(factory=list)   # per run: seq, until, watermark, ruleset...
+    rederived: int = 0     # entries compared with their re-derivation
+    pending: int = 0       # entries after the last run marker (a run going on or interrupted)
+    differing: int = 0     # entries whose content differs from their re-derivation
 
+
+def rederive(conn, rules_dir: Path | None = None) -> list[str]:
+    """Problems found re-deriving the journal (empty: all identical)."""
+    return replay(conn, rules_dir).problems
+
+
+def replay(conn, rules_dir: Path | None = None) -> Rederivation:
+    """Replay every run with its recorded rules (see module docstring)."""
+    out = Rederivation()
+    marks = run_markers(conn)
+    (total,) = conn.execute("SELECT COUNT(*) FROM entries").fetchone()
+    sealed = marks[-1].seq if marks else 0
+    (out.pending,) = conn.execute("SELECT COUNT(*) FROM entries WHERE seq > ?", (sealed,)).fetchone()
+    if not marks:
+        return out
     with tempfile.TemporaryDirectory(prefix="points-verify-") as tmp:
+        loaded: dict[str, object] = {}
+        plans = []
+        for m in marks:
+            out.runs.append({"entry": m.seq, "until": m.until.isoformat(), "watermark": m.watermark,
+                             "ruleset": m.ruleset, "files": dict(m.files or m.rules),
+                             "amendment": m.amendment})
+            plans.append((m, _rules_of(conn, m, rules_dir, Path(tmp), loaded, out.problems)))
+        if out.problems:
+            return out
         scratch = db.connect(Path(tmp) / "replay.db")
         try:
             copied = 0
-            for marker in markers:
-                wm = marker.watermark
-                rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
-                                    (copied, wm))
+            original = Journal(conn)
+            for m, rules in plans:
+                wm = m.watermark
+                rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
+                                    " ORDER BY seq", (copied, wm))
                 with db.transaction(scratch):
-                    scratch.executemany(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
+                    scratch.executemany(
+                        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
                 copied = max(copied, wm)
-                Runner(scratch, rules, marker.until).run()
-            return compare(conn, scratch)
+                amend = original.entry(m.amendment) if m.amendment else None
+                Runner(scratch, rules, m.until, amend=amend,
+                       check_terms=False).run()
+            compare(conn, scratch, sealed, out)
         finally:
             scratch.close()
+    return out
 
 
-def compare(original, replayed) -> list[str]:
-    """The first entries whose hash differs between two journals."""
-    a = original.execute("SELECT seq, key, hash FROM entries ORDER BY seq")
-    b = replayed.execute("SELECT seq, key, hash FROM entries ORDER BY seq")
+def _rules_of(conn, m, rules_dir, tmp: Path, loaded: dict, problems: list):
+    """The loaded rules of one run (a RunMarker): its recorded set, or (markers made
+    before sets were recorded) the given folder."""
+    seq, digest = m.seq, m.ruleset
+    if digest is None:
+        return _legacy_rules(m, rules_dir, loaded, problems)
+    if digest in loaded:
+        return loaded[digest]
+    if rulesets.set_digest(dict(m.files)) != digest:
+        problems.append(f"entry {seq}: the run marker's file list does not match its rules set hash")
+        return None
+    try:
+        folder = rulesets.materialize(conn, digest, tmp / digest[:16])
+        loaded[digest] = rules = load_rules(folder)
+    except rulesets.RuleSetError as exc:
+        problems.append(f"entry {seq}: {exc}")
+        return None
+    except RulesError as exc:
+        problems.append(f"entry {seq}: the recorded rules set {digest[:16]}… does not load: "
+                        f"{exc.diagnostics[0].message}")
+        return None
+    return rules
+
+
+def _legacy_rules(m, rules_dir, loaded: dict, problems: list):
+    seq = m.seq
+    if rules_dir is None:
+        problems.append(f"entry {seq}: this run recorded no rules set (it predates recorded rules):"
+                        " give its rules folder with --rules DIR")
+        return None
+    key = f"folder:{rules_dir}"
+    if key not in loaded:
+        try:
+            loaded[key] = load_rules(rules_dir)
+        except RulesError as exc:
+            problems.append(f"rules in {rules_dir} do not load: {exc.diagnostics[0].message}")
+            return None
+    rules = loaded[key]
+    recorded_files = m.rules
+    for name in sorted(set(recorded_files) | set(rules.hashes)):
+        then, now = recorded_files.get(name), rules.hashes.get(name)
+        if then != now:
+            problems.append(f"entry {seq}: rules file {name}: sha256 {then or 'absent'} in this run, "
+                            f"{now or 'absent'} in {rules_dir}")
+    return rules
+
+
+# ---------------------------------------------------------------- comparison
+
+_FIELDS = ("key", "effective", "recorded", "campaign", "rule", "rules_hash", "step", "events",
+           "reverses")
+
+
+def compare(original, replayed, upto: int, out: Rederivation) -> None:
+    """Compare entries 1..upto with their re-derivation; record every content difference."""
+    a = original.execute("SELECT seq, hash FROM entries WHERE seq <= ? ORDER BY seq", (upto,))
+    b = replayed.execute("SELECT seq, hash FROM entries ORDER BY seq")
+    left_j, right_j = Journal(original), Journal(replayed)
+    n = 0
     for left, right in zip(a, b):
-        if left != right:
-            return [f"entry {left[0]}: re-derived entry differs (stored key {left[1]}, "
-                    f"re-derived key {right[1]})"]
-    n_a = original.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-    n_b = replayed.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        n += 1
+        if left == right:
+            continue
+        fields = entry_differences(left_j.entry(left[0]), right_j.entry(right[0]))
+        if not fields:  # same content: only the chain before it differs (already listed)
+            continue
+        out.differing += 1
+        if out.differing <= MAX_DIFFERENCES:
+            out.problems.append(f"entry {left[0]}: re-derived entry differs: " + "; ".join(fields))
+    out.rederived = n
+    if out.differing > MAX_DIFFERENCES:
+        out.problems.append(f"... and {out.differing - MAX_DIFFERENCES} more differing entries")
+    (n_b,) = replayed.execute("SELECT COUNT(*) FROM entries").fetchone()
+    (n_a,) = original.execute("SELECT COUNT(*) FROM entries WHERE seq <= ?", (upto,)).fetchone()
     if n_a != n_b:
-        return [f"the journal has {n_a} entries, re-deriving gives {n_b}"]
-    return []
+        extra = [f"{seq} ({key})" for seq, key in replayed.execute(
+            "SELECT seq, key FROM entries WHERE seq > ? ORDER BY seq LIMIT 5", (n_a,))]
+        more = f"; re-derived only: {', '.join(extra)}" if extra else ""
+        out.problems.append(f"the journal has {n_a} entries up to its last run, re-deriving gives "
+                            f"{n_b}{more}")
+
+
+def entry_differences(stored, derived) -> list[str]:
+    """'field: stored X, re-derived Y' for every field of two entries that differs
+    (prev_hash and hash excepted: they follow from the entries before)."""
+    out = []
+    for name in _FIELDS:
+        x, y = getattr(stored, name), getattr(derived, name)
+        if x != y:
+            out.append(f"{name}: stored {_show(x)}, re-derived {_show(y)}")
+    mx = stored.memo if isinstance(stored.memo, dict) else {"": stored.memo}
+    my = derived.memo if isinstance(derived.memo, dict) else {"": derived.memo}
+    for k in sorted(set(mx) | set(my)):
+        if mx.get(k) != my.get(k):
+            out.append(f"memo.{k}: stored {_show(mx.get(k))}, re-derived {_show(my.get(k))}")
+    px, py = stored.postings, derived.postings
+    for i in range(max(len(px), len(py))):
+        p = px[i] if i < len(px) else None
+        q = py[i] if i < len(py) else None
+        if p is None or q is None:
+            out.append(f"posting {i}: stored {_posting(p)}, re-derived {_posting(q)}")
+            continue
+        for name in ("account", "kind", "amount", "expires", "lot"):
+            if getattr(p, name) != getattr(q, name):
+                out.append(f"posting {i} {name}: stored {_show(getattr(p, name))}, "
+                           f"re-derived {_show(getattr(q, name))}")
+    return out
+
+
+def _posting(p) -> str:
+    return "none" if p is None else f"{p.account} {p.kind} {p.amount:+d}"
+
+
+def _show(value) -> str:
+    if isinstance(value, (dt.date,)):
+        return value.isoformat()
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:79] + "…"

@@ -2,7 +2,9 @@
 
 A marker is an entry without postings (step `run`, key `run:<until>:<watermark>:
 <rules digest>`) holding the run's date, the last event it saw and the content hash
-of every rules file it used. The run engine writes it and reads it back to skip the
+of every rules file it used; since rules sets are recorded (engine.recorded), also
+the hash of the whole set (`ruleset`: the digest in the key), every file of it by
+hash (`files`), each campaign's terms (`campaigns`) and its amendment entry, if any. The run engine writes it and reads it back to skip the
 steps an identical earlier run finished; `verify` replays the runs it lists; the
 read commands ask it for "the latest run". Only this module knows its layout.
 """
@@ -30,21 +32,30 @@ class RunMarker:
     until: dt.date
     watermark: int  # the last event seq the run saw
     rules: Mapping[str, str]  # rules file -> sha256 of its content
+    ruleset: str | None = None  # sha256 of the recorded rules set (None: before sets were recorded)
+    files: Mapping[str, str] = attrs.field(factory=dict)  # every file of the set -> sha256
+    campaigns: Mapping[str, Mapping[str, str]] | None = None  # campaign -> {path: sha256}
+    amendment: int | None = None  # seq of the amendment entry this run wrote
 
 
 def marker_entry(until: dt.date, watermark: int, hashes: Mapping[str, str],
-                 recorded: str | dt.date | None = None) -> NewEntry:
-    """The marker of a run over events up to `watermark` with rules of those hashes."""
-    digest = hashlib.sha256(json.dumps(sorted(hashes.items())).encode()).hexdigest()
+                 recorded: str | dt.date | None = None, extra: Mapping | None = None) -> NewEntry:
+    """The marker of a run over events up to `watermark` with rules of those hashes;
+    `extra`: the recorded set (`ruleset`, `files`, `campaigns`, `amendment`)."""
+    extra = dict(extra or {})
+    digest = extra.get("ruleset") or hashlib.sha256(
+        json.dumps(sorted(hashes.items())).encode()).hexdigest()
     return NewEntry(
         key=f"run:{until.isoformat()}:{watermark}:{digest[:16]}", effective=until, postings=(),
         recorded=recorded, step="run",
-        memo={"until": until.isoformat(), "watermark": watermark, "rules": dict(sorted(hashes.items()))})
+        memo={"until": until.isoformat(), "watermark": watermark,
+              "rules": dict(sorted(hashes.items())), **extra})
 
 
 def _marker(seq: int, memo: str) -> RunMarker:
     m = json.loads(memo)
-    return RunMarker(seq, dt.date.fromisoformat(m["until"]), m["watermark"], m.get("rules", {}))
+    return RunMarker(seq, dt.date.fromisoformat(m["until"]), m["watermark"], m.get("rules", {}),
+                     m.get("ruleset"), m.get("files") or {}, m.get("campaigns"), m.get("amendment"))
 
 
 def run_markers(conn) -> list[RunMarker]:
@@ -58,9 +69,13 @@ def latest_run(conn) -> RunMarker | None:
     return None if row is None else _marker(*row)
 
 
-def completed_until(conn, watermark: int, hashes: Mapping[str, str]) -> dt.date | None:
+def completed_until(conn, watermark: int, hashes: Mapping[str, str],
+                    ruleset: str | None = None) -> dt.date | None:
     """The last day an earlier run finished with these very events and rules: every
-    step dated up to it is done (a marker is written only after all its steps)."""
+    step dated up to it is done (a marker is written only after all its steps). Rules
+    are the same when the recorded sets are (tables included), or for a marker made
+    before sets were recorded, when the rules files are."""
     rules = dict(sorted(hashes.items()))
-    done = [m.until for m in run_markers(conn) if m.watermark == watermark and m.rules == rules]
+    done = [m.until for m in run_markers(conn) if m.watermark == watermark
+            and (m.ruleset == ruleset if m.ruleset is not None else m.rules == rules)]
     return max(done, default=None)

@@ -49,6 +49,7 @@ class CheckpointContext:
     expired_upto: dt.date | None  # the run has expired every lot up to this day
     draws: Mapping[str, frozenset[str]]  # the period's lotteries already drawn: award -> winners
     awarded: Callable[[str], None]  # notes a member the campaign paid (the run's member tally)
+    key_tag: str = ""  # suffix of the entry keys (an amendment's `~amend<seq>`, engine.recorded)
 
 
 @attrs.frozen
@@ -209,9 +210,11 @@ class Checkpointer:
 
     def _base_key(self, award: AwardPlan, member: str) -> str:
         # The watermark (last event seen) makes a later correction at the same date a
-        # new entry, while a re-run over the same events reuses the same keys.
+        # new entry, while a re-run over the same events reuses the same keys. A tag
+        # (engine.recorded: `~amend<seq>`) links an amended campaign's adjustments to
+        # its amendment.
         return (f"{self.lc.name}:{self.cp.period.id}:{award.name}:{member}:"
-                f"{self.cp.day.isoformat()}@{self.ctx.watermark}")
+                f"{self.cp.day.isoformat()}@{self.ctx.watermark}{self.ctx.key_tag}")
 
     def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date,
               events: tuple[str, ...] = ()) -> bool:

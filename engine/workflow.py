@@ -32,6 +32,7 @@ import apsw
 import attrs
 
 from points.dsl import ast
+from points.engine import recorded
 from points.engine.calendar import Checkpoint, last_pay_check, period_pay_date, periods_of, relevant_days
 from points.dsl.compiler import Period, Plan
 from points.dsl.errors import RunError
@@ -40,7 +41,7 @@ from points.dsl.loader import LoadedCampaign, RuleSet
 from points.engine.lottery import load_draws
 from points.engine.runs import completed_until, marker_entry
 from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
-from points.ledger import db
+from points.ledger import db, rulesets
 from points.ledger.dates import day_of_month_after
 from points.ledger.errors import IdempotencyConflict, InsufficientPoints
 from points.ledger.journal import Journal
@@ -124,8 +125,16 @@ class Runner:
     RUN_CACHE_KIB = 16 * 1024  # see run()
 
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, *,
+                 amend=None, check_terms: bool = True):
         self.conn = conn
+        # The exact rules set this run uses and records (engine.recorded); `amend`:
+        # the operator's reason for changed terms, or the amendment a replay re-posts.
+        self.snapshot = rulesets.snapshot_of(rules)
+        self.ruleset = self.snapshot.digest
+        self.amend, self.check_terms = amend, check_terms
+        self.marker_extra: dict = {}
+        self.key_tags: dict[str, str] = {}  # campaign -> suffix of its entry keys
         self.rules = rules
         self.until = until
         self.journal = Journal(conn)
@@ -135,7 +144,7 @@ class Runner:
         self.report = RunReport(until, self.wm, member_tally=lambda: MemberTally(conn))
         self._draws: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
         # Steps up to this day were done by an earlier run over the same events and rules.
-        self.done_until = completed_until(conn, self.wm, rules.hashes)
+        self.done_until = completed_until(conn, self.wm, rules.hashes, self.ruleset)
         self.expired_upto: dt.date | None = None
         self.last_seq = 0  # the journal's last seq after this run's latest step
         self.stale_lots = False
@@ -199,6 +208,18 @@ class Runner:
         return out
 
     def run(self) -> RunReport:
+        # One run at a time (engine.recorded.run_lock): what it sees is read once the
+        # lock is held, and the rules set is recorded before the first step.
+        with recorded.run_lock(self.conn):
+            self.wm = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            self.report = RunReport(self.until, self.wm, member_tally=lambda: MemberTally(self.conn))
+            self._draws.clear()
+            with db.transaction(self.conn):
+                self.marker_extra, self.key_tags = recorded.start(self, self.amend, self.check_terms)
+            self.done_until = completed_until(self.conn, self.wm, self.rules.hashes, self.ruleset)
+            return self._run_cached()
+
+    def _run_cached(self) -> RunReport:
         # SQLite's page cache, and so each sorter's memory, at RUN_CACHE_KIB for the
         # run: the journal asks for 64 MiB, and a run holds several sorters at once
         # (the evaluation's main and side queries, the paid history); a run appends
@@ -298,7 +319,8 @@ class Runner:
         self.expired_upto, self.stale_lots = as_of, False
 
     def mark(self) -> None:
-        marker = marker_entry(self.until, self.wm, self.rules.hashes, recorded=self.recorded)
+        marker = marker_entry(self.until, self.wm, self.rules.hashes, recorded=self.recorded,
+                              extra=self.marker_extra)
         with self.own():
             if self.journal.entry_by_key(marker.key) is None:
                 self.journal.append([marker])
@@ -342,7 +364,7 @@ class Runner:
                 ctx = CheckpointContext(
                     conn=self.conn, journal=self.journal, until=self.until, watermark=self.wm,
                     recorded=self.recorded, expired_upto=self.expired_upto, draws=draws,
-                    awarded=report.members.add)
+                    awarded=report.members.add, key_tag=self.key_tags.get(lc.name, ""))
                 result = Checkpointer(ctx, lc, cp).run()
         except BaseException:
             self._draws.clear()  # memory may be ahead of the rollback
@@ -366,4 +388,3 @@ class Runner:
 def _task_order(task) -> tuple:
     rank = {"fund": 0, "checkpoint": 1, "redeem": 2}[task[0]]
     return (rank, task[1].name if len(task) > 1 else "")
-

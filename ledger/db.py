@@ -16,6 +16,8 @@ from typing import Iterator
 
 import apsw
 
+from points.ledger.rulesets import SCHEMA as RULESET_SCHEMA
+
 SCHEMA_VERSION = 1
 
 # Tables whose rows are never changed once written. `verify` checks them all.
@@ -153,6 +155,7 @@ def connect(path: str | os.PathLike, *, readonly: bool = False) -> apsw.Connecti
             conn.execute(SCHEMA)
             conn.execute(APPEND_ONLY_TRIGGERS)
             conn.execute(ZERO_SUM_TRIGGERS)
+            conn.execute(RULESET_SCHEMA)  # the rules sets runs used (ledger.rulesets)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 conn.execute(

@@ -179,20 +179,26 @@ def test_deleted_inserted_and_reordered_rows_are_detected(built, tmp_path, what,
     assert names(report, "entry ", "event "), report.problems
 
 
-def test_truncating_the_journal_tail_is_not_detectable_by_the_chain_alone(built, tmp_path):
-    """Documented limit: dropping the newest entries (and their postings) leaves a valid
-    shorter chain. `rederive` (verify --rules) finds it: the run marker is gone, or the
-    replay produces more entries than stored."""
+def test_truncating_the_journal_tail_is_caught_by_an_anchored_head(built, tmp_path):
+    """Dropping the newest entries (a whole run and its marker, behind the triggers) leaves
+    a valid shorter chain whose runs all replay: only a head kept outside the file finds it
+    (`verify --expect-head`), while the untouched journal still holds that head."""
+    from points.engine.audit import audit, heads
+
     conn = db.connect(built, readonly=True)
     last = conn.execute("SELECT MAX(seq) FROM entries").fetchone()[0]
+    head = heads(conn)["sha256"]
+    assert audit(conn, expect_head=head)["ok"]
     conn.close()
     path = tampered(built, tmp_path, f"DELETE FROM postings WHERE entry >= {last - 2}",
                     f"DELETE FROM entries WHERE seq >= {last - 2}")
-    from points.engine.replay import rederive
     conn = db.connect(path, readonly=True)
     assert verify(conn).ok
-    assert rederive(conn, RULES), "re-derivation must notice the missing entries"
+    report = audit(conn, expect_head=head)
     conn.close()
+    assert not report["ok"]
+    assert report["problems"] == [p for p in report["problems"] if p.startswith("expected head")]
+    assert report["head"]["entry"] == last - 3
 
 
 def test_events_chain_rewritten_consistently_is_caught_by_rederive(built, tmp_path):
