@@ -201,8 +201,12 @@ def campaigns_cmd(rules_dir: Path | None, as_json: bool) -> None:
 @rules_option
 @click.option("--expect-head", "expect_head", default=None, metavar="HEX",
               help="Fail unless this entry hash (a head printed earlier) is still on the chain.")
+@click.option("--bundle", "bundle", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Verify this bundle (from `export --format bundle`) instead of --db.")
 @json_option
-def verify_cmd(rules_dir: Path | None, expect_head: str | None, as_json: bool) -> None:
+def verify_cmd(rules_dir: Path | None, expect_head: str | None, bundle: Path | None,
+               as_json: bool) -> None:
     """Check the chains and every promise of the journal; replay every run.
 
     Opens the database read-only and needs no rules folder: it checks the
@@ -222,10 +226,11 @@ def verify_cmd(rules_dir: Path | None, expect_head: str | None, as_json: bool) -
       points verify
       points verify --expect-head 3f1c...e9 --json
       points verify --rules rules/
+      points verify --bundle audit-2026-11.points
     """
     from points.engine.audit import audit, render
 
-    conn = open_db(readonly=True)
+    conn = open_db(readonly=True, path=bundle)
     data = audit(conn, rules_dir=default_rules_dir(rules_dir), expect_head=expect_head,
                  compare_dir=rules_dir)
     if as_json:
@@ -240,26 +245,43 @@ def verify_cmd(rules_dir: Path | None, expect_head: str | None, as_json: bool) -
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "beancount"]), required=True,
-              help="jsonl: one entry a line; csv: one posting a row; beancount: a ledger for bean-check.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "beancount", "bundle"]), required=True,
+              help="jsonl: one entry a line; csv: one posting a row; beancount: a ledger for "
+                   "bean-check; bundle: the database with its events and recorded rules (-o needed).")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Write to FILE instead of stdout.")
 def export_cmd(fmt: str, output: Path | None) -> None:
-    """Export the whole journal as JSON Lines, CSV or a beancount ledger.
+    """Export the whole journal as JSON Lines, CSV, a beancount ledger or a bundle.
 
     jsonl: one object per entry with its postings; csv: one row per posting
     with the entry's columns; beancount: commodities PTBASIC, PTLIMITED,
-    PTCHARGE, every account opened, one transaction per entry with seq, key
-    and hash as metadata (loads in bean-check without errors).
+    PTCHARGE, every account opened, signs from the issuer's side (member
+    points are negative liabilities), one transaction per entry with seq, key,
+    hash, source events, rules hash and lottery draw as metadata (loads in
+    bean-check without errors); bundle: one file holding the events, the
+    journal and every recorded rules set, which `points --db FILE verify` (or
+    `points verify --bundle FILE`) verifies on any machine, needing nothing else.
 
     \b
     Example:
       points export --format jsonl > journal.jsonl
       points export --format beancount --output journal.beancount
+      points export --format bundle -o audit-2026-11.points
     """
     from points.cli import export
 
     conn = open_db(readonly=True)
+    if fmt == "bundle":
+        if output is None:
+            raise click.UsageError("--format bundle needs --output FILE (the bundle is a database file)")
+        if output.is_dir():
+            raise Finding(f"{output}: is a directory")
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        export.write_bundle(conn, tmp)
+        tmp.replace(output)
+        click.echo(f"wrote {output}", err=True)
+        return
     writer = {"jsonl": export.write_jsonl, "csv": export.write_csv,
               "beancount": export.write_beancount}[fmt]
     if output is None:

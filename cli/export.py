@@ -74,7 +74,7 @@ def write_csv(conn, out: TextIO) -> int:
 
 COMMODITIES = {"basic": "PTBASIC", "limited": "PTLIMITED", "charge_only": "PTCHARGE"}
 _KIND_COMPONENT = {"basic": "Basic", "limited": "Limited", "charge_only": "Charge-Only"}
-_SYSTEM = {"funding": "Equity:System:Funding", "redeemed": "Income:System:Redeemed",
+_SYSTEM = {"funding": "Expenses:System:Funding", "redeemed": "Income:System:Redeemed",
            "expired": "Income:System:Expired"}
 _BAD = re.compile(r"[^A-Za-z0-9-]")
 
@@ -167,6 +167,42 @@ def describe(e: Entry) -> str:
     return e.key
 
 
+# The journal counts a member's points as positive (what the member holds); beancount
+# books from the issuer's side, where what it owes is a credit (negative) on a liability.
+# Every posting is written with its sign flipped (entries still sum to zero): member
+# points are negative Liabilities, receivables positive Assets, points issued positive
+# Expenses (funding), a budget a negative Equity reserve, redeemed and expired points
+# negative Income.
+BEANCOUNT_SIGN = -1
+
+
+def _meta(key: str, value: Any) -> str:
+    return f"  {key}: {_bstr(value)}\n"
+
+
+def entry_metadata(e: Entry) -> str:
+    """The evidence of an entry as beancount metadata: source events, rules, lottery."""
+    memo = e.memo if isinstance(e.memo, dict) else {}
+    out = []
+    if e.events:
+        out.append(_meta("events", ",".join(e.events)))
+    if e.rule:
+        out.append(_meta("rule", e.rule))
+    if e.rules_hash:
+        out.append(_meta("rules-hash", e.rules_hash))
+    if "seed" in memo:  # a lottery draw
+        out += [_meta("lottery-seed", memo["seed"]),
+                _meta("candidates-digest", memo.get("candidates_digest", "")),
+                _meta("draw-order", ",".join(memo.get("order", ()))),
+                _meta("winners", ",".join(memo.get("winners", ())))]
+    if e.step == "run":
+        out.append(_meta("ruleset", memo.get("ruleset", "")))
+    if e.step == "amend":
+        out += [_meta("reason", memo.get("reason", "")), _meta("by", memo.get("by", "")),
+                _meta("at", memo.get("at", ""))]
+    return "".join(out)
+
+
 def write_beancount(conn, out: TextIO) -> int:
     """A beancount ledger of the journal; returns the number of transactions."""
     rows = list(conn.execute(
@@ -175,7 +211,8 @@ def write_beancount(conn, out: TextIO) -> int:
     names = AccountNames(r[0] for r in rows)
     first = conn.execute("SELECT MIN(effective) FROM entries").fetchone()[0] or "1970-01-01"
     out.write(";; points ledger journal, exported by `points export --format beancount`\n")
-    out.write(";; amounts are points; one commodity per point kind; entries sum to zero per kind\n\n")
+    out.write(";; amounts are points; one commodity per point kind; entries sum to zero per kind\n")
+    out.write(";; signs from the issuer's side: member points are liabilities (negative)\n\n")
     for kind, commodity in COMMODITIES.items():
         out.write(f"{first} commodity {commodity}\n  name: {_bstr(kind)}\n")
     out.write("\n")
@@ -198,11 +235,22 @@ def write_beancount(conn, out: TextIO) -> int:
             out.write(f"  step: {_bstr(e.step)}\n")
         if e.reverses is not None:
             out.write(f"  reverses: {e.reverses}\n")
+        out.write(entry_metadata(e))
         for p in e.postings:
-            out.write(f"  {names(p.account)}  {p.amount} {COMMODITIES[p.kind]}\n")
+            out.write(f"  {names(p.account)}  {BEANCOUNT_SIGN * p.amount} {COMMODITIES[p.kind]}\n")
             if p.expires is not None:
                 out.write(f"    expires: {p.expires.isoformat()}\n")
             if p.lot is not None:
                 out.write(f"    lot: {p.lot}\n")
         n += 1
     return n
+
+
+# ---------------------------------------------------------------- bundle
+
+
+def write_bundle(conn, target) -> None:
+    """A self-contained copy of the database (events, journal, recorded rules sets) at
+    `target`, made by SQLite from one consistent snapshot (VACUUM INTO); `points --db
+    FILE verify` (or `points verify --bundle FILE`) checks it anywhere."""
+    conn.execute("VACUUM INTO ?", (str(target),))
