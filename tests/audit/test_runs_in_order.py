@@ -47,7 +47,7 @@ def test_a_crash_before_its_resume_is_pending_not_a_finding(tmp_path, monkeypatc
         calls.append(1)
         if len(calls) == 20:
             raise KeyboardInterrupt  # the process dies inside a checkpoint's transaction
-        real_run(self)
+        return real_run(self)
 
     monkeypatch.setattr(settlement.Checkpointer, "run", dies_at_the_twentieth)
     with pytest.raises(KeyboardInterrupt):
