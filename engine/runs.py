@@ -73,9 +73,10 @@ def completed_until(conn, watermark: int, hashes: Mapping[str, str],
                     ruleset: str | None = None) -> dt.date | None:
     """The last day an earlier run finished with these very events and rules: every
     step dated up to it is done (a marker is written only after all its steps). Rules
-    are the same when the recorded sets are (tables included), or for a marker made
-    before sets were recorded, when the rules files are."""
+    are the same when the recorded sets are (tables included); without a set on
+    either side (a marker made before sets were recorded), when the rules files are."""
     rules = dict(sorted(hashes.items()))
     done = [m.until for m in run_markers(conn) if m.watermark == watermark
-            and (m.ruleset == ruleset if m.ruleset is not None else m.rules == rules)]
+            and (m.ruleset == ruleset if m.ruleset is not None and ruleset is not None
+                 else m.rules == rules)]
     return max(done, default=None)
