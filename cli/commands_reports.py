@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 
 import click
 
+from points.cli import progress
 from points.cli.format import DASH, KIND_ORDER, pts, table
 from points.cli.options import Finding, as_of_option, echo_json, open_db
 from points.ledger import payouts as payouts_mod
@@ -323,7 +324,8 @@ def html_cmd(output: Path, as_of: dt.date | None) -> None:
     from points.cli import html_report
 
     conn = open_db(readonly=True)
-    text = html_report.render(conn, as_of)
+    with progress.activity("drawing the report"):
+        text = html_report.render(conn, as_of)
     tmp = output.with_name(output.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(output)
