@@ -32,7 +32,7 @@ from points.ledger.accounts import FUNDING, REDEEMED, budget_account, member_acc
 from points.ledger.journal import Journal
 from points.ledger.model import NewEntry, Posting
 
-AS_OF = dt.date(2025, 9, 30)
+AS_OF = dt.date(2025, 2, 28)  # about the middle of the built journal
 
 
 def build(path: str, postings: int, members: int, batch: int = 5_000, seed: int = 7) -> int:
@@ -62,10 +62,11 @@ def build(path: str, postings: int, members: int, batch: int = 5_000, seed: int 
             for held in lots.values():
                 held[:] = [l for l in held if l[2] > cut]
         entries = []
+        today = day.isoformat()
         for _ in range(batch):
             n += 1
             member = f"M{rnd.randrange(members):07d}"
-            open_ = [l for l in lots.get(member, ()) if l[3] > 0]
+            open_ = [l for l in lots.get(member, ()) if l[3] > 0 and l[2] >= today]
             r = rnd.random()
             if open_ and r < 0.33:
                 open_.sort(key=lambda l: (l[2], l[1] != "limited", l[0]))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import click
 
+from points.cli import progress
 from points.cli.format import plural, pts
 from points.cli.options import DATE, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
 
@@ -48,7 +50,8 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
     from points.ledger.events import import_files
 
     conn = open_db(readonly=False)
-    report = import_files(conn, files)
+    with progress.activity("importing"):  # stderr, only on a terminal
+        report = import_files(conn, files)
     if as_json:
         echo_json({
             "added": report.added,
@@ -123,8 +126,10 @@ class _Progress:
         self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
+        if not progress.enabled():  # stderr piped or logged: nothing
+            return
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="running", show_pos=True)
+            self.bar = click.progressbar(length=total, label="running", show_pos=True, file=sys.stderr)
             self.bar.__enter__()
         self.bar.length = total
         self.bar.update(max(done - self.done, 0))

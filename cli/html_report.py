@@ -20,13 +20,14 @@ from points.ledger import payouts as payouts_mod
 from points.ledger import reports
 
 TOP_MEMBERS = 25  # the page lists the members holding the most points, not all of them
+DOTS_UP_TO = 500  # members per campaign drawn as dots in the distribution of awards
 COLOURS = {"basic": "#1f77b4", "limited": "#ff7f0e", "charge_only": "#2ca02c"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ccc}
 .pair{display:grid;grid-template-columns:minmax(0,1fr) auto;gap:1.5rem;align-items:start}
-figure.chart{margin:0}figure.chart svg{width:100%;height:auto}
+figure.chart{margin:0}figure.chart svg{width:100%;max-width:760px;height:auto}
 table{border-collapse:collapse;font-size:.85rem}th,td{padding:.15rem .5rem;border-bottom:1px solid #eee}
 th{text-align:left;background:#f4f4f4}th,td{white-space:nowrap}div.t{overflow-x:auto}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#2a7a2a;font-weight:bold}.bad{color:#b00;font-weight:bold}p.note{color:#666;font-size:.85rem}
@@ -135,9 +136,13 @@ def _awards_chart(awards: dict[str, list[int]]):
     fig, (ax,) = _fig(height=0.8 + 0.5 * max(len(awards), 1))
     if awards:
         names = sorted(awards)
-        ax.boxplot([awards[n] for n in names], orientation="horizontal", tick_labels=names, showfliers=True)
-        for i, n in enumerate(names, 1):  # every member as a dot: small campaigns have few
-            ax.scatter(awards[n], [i] * len(awards[n]), s=6, alpha=0.4, color="#555")
+        # Whiskers at the 5th and 95th percentiles; every member as a dot only while the
+        # campaign is small (100k dots would make a 20 MB page).
+        ax.boxplot([awards[n] for n in names], orientation="horizontal", tick_labels=names,
+                   whis=(5, 95), showfliers=False)
+        for i, n in enumerate(names, 1):
+            if len(awards[n]) <= DOTS_UP_TO:
+                ax.scatter(awards[n], [i] * len(awards[n]), s=6, alpha=0.4, color="#555")
         ax.set_xscale("log")
     _finish(ax, "net points per member (log scale)", bool(awards), "no awards", legend=False)
     return fig

@@ -45,3 +45,35 @@ def test_bar_counts_to_the_total(monkeypatch):
             advance(done, 10)
     text = tty.getvalue()
     assert "running" in text and "10/10" in text
+
+
+def test_import_shows_progress_on_a_terminal_stderr_only(tmp_path):
+    """A real child process: stderr a pseudo-terminal, stdout a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("points")
+    events = Path(__file__).resolve().parents[2] / "rules" / "samples" / "events.jsonl"
+    db = tmp_path / "p.db"
+    env = {k: v for k, v in os.environ.items() if k != "POINTS_NO_PROGRESS"}
+    subprocess.run([exe, "--db", db, "init"], check=True, capture_output=True)
+    master, slave = pty.openpty()
+    done = subprocess.run([exe, "--db", db, "import", events], stdout=subprocess.PIPE, stderr=slave,
+                          env=env, timeout=120)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert done.returncode == 0
+    assert b"importing..." in err and err.endswith(b"\r\x1b[K")
+    assert done.stdout.decode().startswith(f"{events}: imported ") and b"importing" not in done.stdout
