@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from points.cli import progress
 from points.cli.format import DASH, pts, table
 from points.cli.options import (Finding, default_rules_dir, echo_json, json_option, load_rules, open_db,
                       rules_option)
@@ -231,8 +232,9 @@ def verify_cmd(rules_dir: Path | None, expect_head: str | None, bundle: Path | N
     from points.engine.audit import audit, render
 
     conn = open_db(readonly=True, path=bundle)
-    data = audit(conn, rules_dir=default_rules_dir(rules_dir), expect_head=expect_head,
-                 compare_dir=rules_dir)
+    with progress.activity("verifying"):  # stderr, only on a terminal
+        data = audit(conn, rules_dir=default_rules_dir(rules_dir), expect_head=expect_head,
+                     compare_dir=rules_dir)
     if as_json:
         echo_json(data)
     else:
@@ -278,20 +280,22 @@ def export_cmd(fmt: str, output: Path | None) -> None:
             raise Finding(f"{output}: is a directory")
         tmp = output.with_name(output.name + ".tmp")
         tmp.unlink(missing_ok=True)
-        export.write_bundle(conn, tmp)
+        with progress.activity("exporting"):
+            export.write_bundle(conn, tmp)
         tmp.replace(output)
         click.echo(f"wrote {output}", err=True)
         return
     writer = {"jsonl": export.write_jsonl, "csv": export.write_csv,
               "beancount": export.write_beancount}[fmt]
     if output is None:
-        writer(conn, sys.stdout)
+        with progress.activity("exporting"):
+            writer(conn, sys.stdout)
         sys.stdout.flush()
         return
     if output.is_dir():
         raise Finding(f"{output}: is a directory")
     tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "w", encoding="utf-8", newline="") as f, progress.activity("exporting"):
         writer(conn, f)
     tmp.replace(output)
     click.echo(f"wrote {output}", err=True)
