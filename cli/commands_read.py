@@ -222,9 +222,14 @@ def explain_cmd(member: str, campaign: str, as_of: dt.date | None, rules_dir: Pa
                 as_json: bool) -> None:
     """Why a member got (or did not get) what they got from a campaign.
 
-    Shows the member's events the rules counted or left out and why, the
-    values computed from them, each award's condition and amount, the
-    lottery draw, and the journal entries that paid or reversed it.
+    Uses the rules the latest run recorded in the database (or --rules DIR)
+    and shows: the rules file and table hashes; per period the member's
+    events each stream counted, those it left out with the condition that
+    left each out, and the counted events per day; the values computed from
+    them, each award's condition and amount; the lottery draw in full (seed,
+    candidate digest, draw position); what was computed when paid and today
+    if different; the journal entries that paid or reversed it, a reversal
+    with the cancel/refund/stopover events that caused it.
 
     \b
     Example:
@@ -232,14 +237,20 @@ def explain_cmd(member: str, campaign: str, as_of: dt.date | None, rules_dir: Pa
       points explain W0001 jwest-card --as-of 2026-01-31 --json
     """
     from points.engine import explain as explain_mod
+    from points.engine.recorded import latest_recorded_rules
 
-    rules = load_rules(rules_dir)
+    conn = open_db(readonly=True)
+    recorded = latest_recorded_rules(conn) if rules_dir is None else None
+    if recorded is not None:
+        rules, marker = recorded
+        origin = f"recorded by run entry {marker.seq}, rules set {marker.ruleset}"
+    else:
+        rules, origin = load_rules(rules_dir), None
     if rules.campaign(campaign) is None:
         names = ", ".join(c.name for c in rules.campaigns)
         raise Finding(f"unknown campaign {campaign!r}; campaigns are: {names}")
-    conn = open_db(readonly=True)
     try:
-        trace = explain_mod.explain(conn, rules, member, campaign, as_of=as_of)
+        trace = explain_mod.explain(conn, rules, member, campaign, as_of=as_of, rules_origin=origin)
     except explain_mod.ExplainError as exc:
         names = ", ".join(c.name for c in rules.campaigns)
         raise Finding(f"{exc}; campaigns are: {names}") from None

@@ -47,12 +47,18 @@ def entered_condition(campaign: ast.Campaign, span: ast.Span) -> ast.Expr | None
 
 def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
                      probes: dict[Hashable, ast.Expr] | None = None,
+                     event_probes: dict[Hashable, tuple[str, ast.Expr]] | None = None,
                      fold: bool = True, join_lookups: bool = True) -> Plan:
     """Compile one checked campaign into an executable plan.
 
     `probes`: further per-member expressions (key -> expression of the campaign's
     scope) compiled over the same row; `plan.probes[key]` computes each one for a
-    member (explain shows every conjunct of a condition this way). `fold=False` and
+    member (explain shows every conjunct of a condition this way). `event_probes`:
+    per-event expressions (key -> (stream name, expression of that stream's scope));
+    `plan.event_probes[key]` is SQL over one event row aliased `e`, bound with
+    `plan.params` (explain tests each conjunct of a stream filter on each event this
+    way; compile with `join_lookups=False` so that no lookup needs the main query's
+    joins). `fold=False` and
     `join_lookups=False` turn off two optimisations of the main query (the result is
     the same; the tests compare both)."""
     sql = EventSql(campaign, tables, join_lookups=join_lookups)
@@ -85,6 +91,9 @@ def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
     type_params = ", ".join(sql.param(t) for t in types)
     undo = tuple(sorted({t for s in streams.values() for t in s.undone_by}))
     undo_params = ", ".join(sql.param(t) for t in undo)
+    # Last: the probes' parameters then never renumber those of the run's own queries.
+    event_probe_sql = {key: sql.ev(node, sql.streams[stream], "e")
+                       for key, (stream, node) in (event_probes or {}).items()}
     return Plan(
         campaign=campaign, main_sql=main_sql, main_slots=tuple(queries.main_slots), main_scans=main_scans,
         side=tuple(q for q in queries.side if q is not folded), folded=folded,
@@ -92,5 +101,5 @@ def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
         value_order=tuple(v.name for v in campaign.values), awards=awards, streams=dict(streams),
         match_sql=match_sql, match_sql_undone=match_sql_undone, type_params=type_params,
         undo_params=undo_params, undo_types=undo, tables=tables, entry_stream=sql.entry_stream,
-        probes=probe_code,
+        probes=probe_code, event_probes=event_probe_sql,
     )

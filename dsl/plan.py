@@ -153,3 +153,5 @@ class Plan:
     # Closures asked for by the caller of `compile_campaign(..., probes=...)` (explain:
     # one per conjunct of a condition), computed over the same row as the awards.
     probes: dict[Any, Closure] = attrs.field(factory=dict)
+    # SQL over one event row `e` asked for by `compile_campaign(..., event_probes=...)`.
+    event_probes: dict[Any, str] = attrs.field(factory=dict)

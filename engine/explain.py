@@ -1,10 +1,15 @@
-"""Why a member got what they got: each condition with its actual value, caps, lottery, entries.
+"""Why a member got what they got, in enough detail for a third party to redo it.
 
 The trace re-evaluates the campaign for one member at a date (by default the
-date of the latest run) with the same compiled SQL as the run, and shows every
-conjunct of every award's condition with its value, the amount expression and
-the arguments of a cap (`min(spend, cap)`), the lottery outcome recorded in
-the journal, and the entries that were posted.
+date of the latest run) with the same compiled SQL as the run, and shows: the
+rules file and its sha256 (and each table's); per period, the member's events
+each stream counted and those it left out with the condition that left each out
+(engine.explain_events) and the counted events per day; every conjunct of every
+award's condition with its value, the amount expression and the arguments of a
+cap (`min(spend, cap)`); the lottery draw in full (seed, candidate digest, draw
+position: docs/lottery.md); what was computed when the points were paid (each
+entry's target, rules hash and source events) beside today's computation; and the
+entries posted, a reversal with the cancel/refund/stopover events that caused it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from points.dsl.compiler import MemberEnv, Period, compile_campaign, entered_con
 from points.dsl.evaluator import evaluate
 from points.dsl.loader import RuleSet
 from points.engine.calendar import expiry_date, member_pay_date, periods_of
-from points.engine.runs import latest_run
+from points.engine.explain_events import conjuncts, event_plan, reversal_causes, source_text, stream_events
+from points.engine.recorded import run_of_entry
+from points.engine.runs import latest_run, run_markers
 
 
 class ExplainError(Exception):
@@ -36,23 +43,8 @@ def _show(value: Any) -> Any:
     return value
 
 
-def source_text(source: str, span: ast.Span) -> str:
-    lines = source.splitlines()
-    if span.line == span.end_line:
-        return lines[span.line - 1][span.column - 1: span.end_column - 1]
-    parts = [lines[span.line - 1][span.column - 1:]]
-    parts += [lines[i].strip() for i in range(span.line, span.end_line - 1)]
-    parts.append(lines[span.end_line - 1][: span.end_column - 1].strip())
-    return " ".join(p.strip() for p in parts)
-
-
-def conjuncts(node) -> list:
-    if isinstance(node, ast.BinOp) and node.op == "and":
-        return conjuncts(node.left) + conjuncts(node.right)
-    return [node]
-
-
-def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | None = None) -> dict:
+def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | None = None,
+            rules_origin: str | None = None) -> dict:
     """A JSON-able trace of one member in one campaign (see the module docstring)."""
     lc = rules.campaign(campaign)
     if lc is None:
@@ -87,34 +79,57 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
                      for kind, items in (("part", parts), ("cap", caps))]
               for name, (parts, caps) in labels.items()}
 
+    markers = run_markers(conn)
     draws, entries = {}, []
-    for seq, key, effective, step, memo, reverses in conn.execute(
-            "SELECT seq, key, effective, step, memo, reverses FROM entries WHERE campaign = ? ORDER BY seq",
-            (campaign,)):
+    events_of: dict[int, tuple[str, ...]] = {}
+    for seq, key, effective, step, memo, reverses, rule, rules_hash, events in conn.execute(
+            "SELECT seq, key, effective, step, memo, reverses, rule, rules_hash, events FROM entries"
+            " WHERE campaign = ? ORDER BY seq", (campaign,)):
         memo = json.loads(memo)
+        events_of[seq] = tuple(json.loads(events))
         if key.startswith("draw:"):
-            draws[step.rsplit(":", 1)[0]] = memo
+            draws[step.rsplit(":", 1)[0]] = dict(memo, draw_date=effective)
         elif memo.get("member") == member:
             points = {}
             for account, kind, amount in conn.execute(
                     "SELECT account, kind, amount FROM postings WHERE entry = ?", (seq,)):
                 if account.split(":")[0] in ("member", "receivable"):
                     points[kind] = points.get(kind, 0) + amount
-            entries.append({"seq": seq, "effective": effective, "what": key.split(":")[0],
-                            "award": memo.get("award"), "period": memo.get("period"),
-                            "points": points, "reverses": reverses, "refused": memo.get("refused")})
+            item = {"seq": seq, "effective": effective, "what": key.split(":")[0],
+                    "award": memo.get("award"), "period": memo.get("period"),
+                    "points": points, "reverses": reverses, "refused": memo.get("refused"),
+                    "target": memo.get("target"), "rule": rule, "rules_hash": rules_hash,
+                    "events": list(events_of[seq]), "amendment": _amendment(key)}
+            run = run_of_entry(markers, seq)
+            item["ruleset"] = run.ruleset if run is not None else None
+            if reverses is not None:
+                item["caused_by"] = reversal_causes(conn, events_of[seq], events_of.get(reverses, ()),
+                                                    plan.undo_types, effective)
+            entries.append(item)
 
+    eplan, filters = event_plan(lc)
     periods = []
     for period in periods_of(conn, plan, as_of, wm):
         env = next(evaluate(conn, plan, period, as_of, wm, member=member), None)
         if env is None and plan.campaign.cycle is not None:
             continue
-        periods.append(_period_trace(lc, plan, period, env, member, probes, draws, entries))
+        trace = _period_trace(lc, plan, period, env, member, probes, draws, entries)
+        trace["streams"] = stream_events(conn, eplan, filters, period, as_of, wm, member)
+        periods.append(trace)
     return {
         "member": member, "campaign": campaign, "title": c.title, "document": c.document,
         "file": lc.file, "as_of": as_of.isoformat(), "events_seen": wm,
+        "rules": {"file": lc.file, "sha256": lc.rules_hash,
+                  "tables": {t.path: t.digest for t in lc.plan.tables.values()},
+                  "origin": rules_origin or f"folder {rules.rules_dir}"},
         "periods": periods, "entries": entries,
     }
+
+
+def _amendment(key: str) -> int | None:
+    """The amendment entry an adjustment is linked to (its key ends `~amend<seq>`)."""
+    tag = key.rsplit("~amend", 1)
+    return int(tag[1]) if len(tag) == 2 and tag[1].isdigit() else None
 
 
 def _period_trace(lc, plan, period: Period, env: MemberEnv | None, member, probes, draws, entries) -> dict:
@@ -137,6 +152,17 @@ def _period_trace(lc, plan, period: Period, env: MemberEnv | None, member, probe
             "paid": sum(sum(e["points"].values()) for e in entries
                         if e["award"] == name and e["period"] == period.id),
         }
+        # What was computed when paid: the target each grant or reversal was posted
+        # for (with the rules that computed it), against today's computation.
+        history = [{"seq": e["seq"], "effective": e["effective"], "target": e["target"],
+                    "rules_hash": e["rules_hash"], "ruleset": e.get("ruleset")} for e in entries
+                   if e["award"] == name and e["period"] == period.id and e["target"] is not None]
+        item["computed_when_paid"] = history
+        now = item["amount"] if isinstance(item["amount"], int) else None
+        if a.lottery is not None and not _winner(draws, period, name, member):
+            now = 0
+        item["computed_now"] = now
+        item["differs_from_paid"] = bool(history) and now is not None and now != history[-1]["target"]
         if a.lottery is not None:
             draw = draws.get(f"{period.id}:{name}")
             if draw is None:
@@ -144,7 +170,8 @@ def _period_trace(lc, plan, period: Period, env: MemberEnv | None, member, probe
             else:
                 order = draw.get("order", [])
                 item["lottery"] = {
-                    "drawn": True, "seed": draw.get("seed"), "candidates": draw.get("candidates"),
+                    "drawn": True, "draw_date": draw.get("draw_date"),
+                    "seed": draw.get("seed"), "candidates": draw.get("candidates"),
                     "candidates_digest": draw.get("candidates_digest"), "rule": draw.get("rule"),
                     "position": order.index(member) + 1 if member in order else None,
                     "winner": member in draw.get("winners", []),
@@ -159,39 +186,87 @@ def _period_trace(lc, plan, period: Period, env: MemberEnv | None, member, probe
     }
 
 
+def _winner(draws: dict, period: Period, award: str, member: str) -> bool:
+    draw = draws.get(f"{period.id}:{award}")
+    return draw is not None and member in draw.get("winners", [])
+
+
 def render(trace: dict) -> str:
-    """The trace as text for the rule writer."""
+    """The trace as text for the rule writer and the auditor."""
+    r = trace["rules"]
     out = [f"{trace['member']} in {trace['campaign']} — {trace['title']}",
-           f"rules: {trace['file']} (seed {trace['document']}), evaluated at the end of {trace['as_of']}"]
+           f"rules: {r['file']} sha256 {r['sha256']} ({r['origin']}; seed {trace['document']}), "
+           f"evaluated at the end of {trace['as_of']} over events up to #{trace['events_seen']}"]
+    out += [f"  table {path} sha256 {digest}" for path, digest in sorted(r["tables"].items())]
     for p in trace["periods"]:
         span = f" ({p['start']} .. {p['end']})" if p["start"] else ""
         out.append("")
         out.append(f"period {p['period']}{span}")
+        for name, st in p.get("streams", {}).items():
+            out += _render_stream(name, st)
         for k, v in p["values"].items():
             out.append(f"  value {k} = {v}")
         for a in p["awards"]:
-            head = f"  award {a['award']}" + (f" «{a['label']}»" if a["label"] else "")
-            out.append(f"{head}: {'CLEARED' if a['cleared'] else 'not cleared'}")
-            for c in a["conditions"]:
-                out.append(f"    [{'x' if c['ok'] else ' '}] {c['condition']}  -> {c['value']}")
-            out.append(f"    amount {a['amount_rule']} = {a['amount']} {a['kind']}")
-            for cap in a["caps"]:
-                out.append(f"      {cap['term']} = {cap['value']}")
-            if a["pay_date"]:
-                out.append(f"    paid on {a['pay_date']}, expires {a['expires']}; paid so far {a['paid']}")
-            lot = a.get("lottery")
-            if lot is not None:
-                if not lot["drawn"]:
-                    out.append("    lottery: not drawn yet")
-                else:
-                    where = f"drawn #{lot['position']} of {lot['candidates']}" if lot["position"] else "not a candidate"
-                    out.append(f"    lottery ({lot['rule']}): {where}, {'WINNER' if lot['winner'] else 'not a winner'}"
-                               f" (seed {lot['seed'][:12]}…)")
+            out += _render_award(a)
     out.append("")
     out.append("entries:" if trace["entries"] else "entries: none")
     for e in trace["entries"]:
         pts = ", ".join(f"{v:+d} {k}" for k, v in e["points"].items()) or "no postings"
         extra = f" (reverses {e['reverses']})" if e["reverses"] else ""
         extra += f" refused: {e['refused']}" if e["refused"] else ""
+        extra += f" for a target of {e['target']}" if e.get("target") is not None else ""
+        extra += f", amendment entry {e['amendment']}" if e.get("amendment") else ""
         out.append(f"  #{e['seq']} {e['effective']} {e['what']} {e['award']} {pts}{extra}")
+        if e.get("events"):
+            out.append(f"      events: {', '.join(e['events'])}")
+        for cause in e.get("caused_by", ()):
+            out.append(f"      caused by {cause['type']} {cause['id']} ({cause['at']}) of {cause['undoes']}")
+        if e.get("reverses") and not e.get("caused_by"):
+            out.append("      caused by a recomputation with no undoing event"
+                       + (" (the rules amendment)" if e.get("amendment") else ""))
     return "\n".join(out)
+
+
+def _render_stream(name: str, st: dict) -> list[str]:
+    if not st["counted"] and not st["left_out_total"]:
+        return []
+    out = [f"  stream {name} ({st['type']}): {len(st['counted'])} counted, "
+           f"{st['left_out_total']} left out"]
+    for e in st["counted"]:
+        out.append(f"    + {e['id']} {e['at']}" + (f" amount {e['amount']}" if e["amount"] is not None else ""))
+    for e in st["left_out"]:
+        out.append(f"    - {e['id']} {e['at']}: {e['left_out_by']}")
+    if st["left_out_total"] > len(st["left_out"]):
+        out.append(f"    ... and {st['left_out_total'] - len(st['left_out'])} more left out")
+    if len(st["by_day"]) > 1:
+        out.append("    per day: " + ", ".join(f"{d['day']} {d['events']} ({d['amount']})" for d in st["by_day"]))
+    return out
+
+
+def _render_award(a: dict) -> list[str]:
+    head = f"  award {a['award']}" + (f" «{a['label']}»" if a["label"] else "")
+    out = [f"{head}: {'CLEARED' if a['cleared'] else 'not cleared'}"]
+    for c in a["conditions"]:
+        out.append(f"    [{'x' if c['ok'] else ' '}] {c['condition']}  -> {c['value']}")
+    out.append(f"    amount {a['amount_rule']} = {a['amount']} {a['kind']}")
+    for cap in a["caps"]:
+        out.append(f"      {cap['term']} = {cap['value']}")
+    if a["pay_date"]:
+        out.append(f"    paid on {a['pay_date']}, expires {a['expires']}; paid so far {a['paid']}")
+    for h in a.get("computed_when_paid", ()):
+        out.append(f"    computed when paid (entry {h['seq']}, {h['effective']}): {h['target']}"
+                   f" with rules sha256 {h['rules_hash']}"
+                   + (f", rules set {h['ruleset']}" if h.get("ruleset") else ""))
+    if a.get("differs_from_paid"):
+        out.append(f"    computed today: {a['computed_now']} (differs from what was paid for)")
+    lot = a.get("lottery")
+    if lot is not None:
+        if not lot["drawn"]:
+            out.append("    lottery: not drawn yet")
+        else:
+            where = f"drawn #{lot['position']} of {lot['candidates']}" if lot["position"] else "not a candidate"
+            out.append(f"    lottery ({lot['rule']}) on {lot['draw_date']}: {where}, "
+                       f"{'WINNER' if lot['winner'] else 'not a winner'}")
+            out.append(f"      seed {lot['seed']}")
+            out.append(f"      candidates digest {lot['candidates_digest']} (docs/lottery.md)")
+    return out

@@ -23,9 +23,12 @@ import fcntl
 import getpass
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 from points.dsl.errors import RunError
+from points.dsl.loader import load_rules
 from points.engine.runs import run_markers
 from points.ledger import rulesets
 from points.ledger.model import NewEntry
@@ -167,3 +170,19 @@ def _who() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def latest_recorded_rules(conn):
+    """(RuleSet, RunMarker) of the rules set the latest run recorded, loaded from the
+    database (its tables are read into memory, so the folder it is rebuilt in goes);
+    None when no run recorded one."""
+    m = next((m for m in reversed(run_markers(conn)) if m.ruleset), None)
+    if m is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="points-rules-") as tmp:
+        return load_rules(rulesets.materialize(conn, m.ruleset, Path(tmp) / "rules")), m
+
+
+def run_of_entry(markers, seq: int):
+    """The marker of the run that wrote entry `seq` (the first marker after it), or None."""
+    return next((m for m in markers if m.seq >= seq), None)

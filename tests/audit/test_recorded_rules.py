@@ -150,7 +150,12 @@ def test_an_amendment_is_recorded_and_its_adjustments_link_to_it(story):
         "SELECT memo FROM entries WHERE step = 'run' ORDER BY seq DESC LIMIT 1")]
     assert marker["amendment"] == seq
     assert marker["campaigns"]["jwest-card"]["data/jwest_merchants.csv"] == change["after"]
+    member = conn.execute("SELECT json_extract(memo, '$.member') FROM entries WHERE key LIKE ?",
+                          (f"%~amend{seq}",)).fetchone()[0]
     conn.close()
+    trace = json.loads(story["p"]("explain", member, "jwest-card", "--json").output)
+    assert trace["rules"]["tables"]["data/jwest_merchants.csv"] == change["after"]
+    assert any(e["amendment"] == seq for e in trace["entries"])
 
 
 def test_changing_a_rules_file_of_a_campaign_that_paid_is_refused(tmp_path, monkeypatch):
