@@ -114,12 +114,17 @@ class Conditional:
 
 @attrs.frozen
 class GroupSum:
-    """`sum over STREAM by FIELD: (expr)`: expr per group, summed."""
+    """`sum over STREAM by FIELD[, FIELD...]: (expr)`: expr per group, summed."""
 
     stream: str
     key: str
     body: "Expr"
     span: Span = attrs.field(eq=False)
+    more_keys: tuple[str, ...] = ()  # `by date, merchant`: the keys after the first
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key,) + self.more_keys
 
 
 @attrs.frozen

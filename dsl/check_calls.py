@@ -45,11 +45,18 @@ class CallChecker:
             return sym.ANY
         if self.is_aggregate(n, ctx.group):
             return self.aggregate(n, ctx)
-        if ctx.scope == "event":
-            self.s.err(n.span, f"{f}() is computed per member: it cannot be used in a stream",
-                     "in a stream, only aggregates of other streams can be used, e.g. first(application.date)")
-            return sym.ANY
         types = [self.x.expr(a, ctx) for a in n.args]
+        if f == "days":  # `N days`
+            if len(types) != 1 or types[0] not in (sym.INT, sym.ANY):
+                self.s.err(n.span, "a number of days is a whole number: `30 days`")
+                return sym.ANY
+            return sym.DAYS
+        if f in sym.DATE_FUNCTIONS:
+            return self.date_function(n, types)
+        if ctx.sql and f in ("min", "max", "abs"):
+            for a, ty in zip(n.args, types):
+                self.x.need_whole(a, ty, ctx, f"the argument `{self.s.text(a)}` of {f}()")
+            types = [sym.INT if ty == sym.NUM else ty for ty in types]  # reported once, above
         if f in sym.MIN_MAX:
             if not n.args:
                 self.s.err(n.span, f"{f}() needs at least one argument")
@@ -87,8 +94,26 @@ class CallChecker:
                 self.s.err(step.span, f"the step of {f}() must be a number greater than 0, such as 1_000",
                          f"e.g. {f}(total, 1_000) rounds to a multiple of 1,000")
                 return sym.INT
+            if ctx.sql and not isinstance(step.value, int):
+                self.s.err(step.span, f"per event, the step of {f}() is a whole number, such as 100")
+                return sym.INT
             return sym.INT if isinstance(step.value, int) else sym.NUM
         return sym.INT
+
+    def date_function(self, n: ast.Call, types: list[str]) -> str:
+        """year(d), month(d), day(d), weekday(d), week_start(d), days_between(a, b)."""
+        f = n.func
+        want = 2 if f == "days_between" else 1
+        if len(n.args) != want:
+            self.s.err(n.span, f"{f}() takes {want} date{'s' if want > 1 else ''}, not {len(n.args)} arguments",
+                       "e.g. days_between(first(s.date), last(s.date))" if want == 2 else f"e.g. {f}(date)")
+            return sym.ANY
+        for a, ty in zip(n.args, types):
+            if ty not in (sym.DATE, sym.ANY):
+                self.s.err(a.span, f"type mismatch: {f}() needs a date, not {ty}",
+                           "the date of an event is `date`; `at` is its time stamp")
+                return sym.ANY
+        return sym.DATE_FUNCTIONS[f]
 
     def aggregate(self, n: ast.Call, ctx: Ctx) -> str:
         f = n.func

@@ -21,7 +21,8 @@ CLAUSE_WORDS = {"document": "document", "window": "window", "budget": "budget", 
                 "cycle": "every month", "payday": "pay"}
 ALL_FUNCTIONS = sorted(set(sym.AGGREGATES) | sym.SCALAR_FUNCTIONS)
 FUNCTION_HINT = ("aggregates: sum, count, any, all, exists, distinct_days, count_distinct, min, max, "
-                 "first, last, date_reaching; per member: min, max, abs, floor, ceil, trunc, round")
+                 "first, last, date_reaching; per event or member: min, max, abs, floor, ceil, trunc, "
+                 "round; dates: year, month, day, weekday, week_start, days_between, `DATE + N days`")
 MAX_PAY_YEARS_AFTER = 2
 
 
@@ -185,6 +186,19 @@ class Ctx:
     group: ast.GroupSum | None = None  # member scope: inside `sum over`
     group_stream: ast.Stream | None = None
     key_type: str = sym.ANY
+    key_types: dict | None = None  # inside `sum over`: every key in reach -> its type
+    in_sql: bool = False  # computed in SQL (a stream, or a nested / multi-key `sum over`)
+
+    @property
+    def sql(self) -> bool:
+        return self.scope == "event" or self.in_sql
+
+
+def is_sql_group(node: ast.GroupSum, nested: bool = False) -> bool:
+    """A `sum over` computed wholly in SQL: several keys, nested, or holding another.
+    (One key, alone: the body is a closure per tier, dsl.compile_member.)"""
+    return nested or bool(node.more_keys) or any(
+        isinstance(x, ast.GroupSum) for x in walk(node.body) if x is not node)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from points.dsl import ast
 from points.dsl import symbols as sym
 from points.dsl.check_calls import CallChecker
 from points.dsl.check_common import (
-    ORDERED_OPS, Ctx, Scope, closest, did_you_mean, event_blocker, table_type, unify,
+    ORDERED_OPS, Ctx, Scope, closest, did_you_mean, event_blocker, is_sql_group, table_type, unify,
 )
 
 
@@ -94,9 +94,6 @@ class ExpressionChecker:
         t = type(n)
         if t is ast.Literal:
             ty = sym.literal_type(n.value)
-            if ty == sym.NUM and ctx.scope == "event":
-                self.s.err(n.span, "a percentage cannot be used in a stream (per event, whole numbers only)",
-                         "apply it per member, e.g. `value points = floor(sum(s.amount) * 5%)`")
             return ty
         if t is ast.Name:
             return self.name(n, ctx)
@@ -195,8 +192,8 @@ class ExpressionChecker:
             return sym.ANY
         # member scope
         if ctx.group is not None:
-            if name == ctx.group.key:
-                return ctx.key_type
+            if ctx.key_types and name in ctx.key_types:
+                return ctx.key_types[name]
             if name in sym.WEEKDAYS:
                 return sym.WEEKDAY
             self.s.err(n.span, f"inside `sum over {ctx.group.stream} by {ctx.group.key}` only the key "
@@ -262,17 +259,30 @@ class ExpressionChecker:
             self.need_bool(n.left, a, f"each side of `{n.op}`")
             self.need_bool(n.right, b, f"each side of `{n.op}`")
             return sym.BOOL
+        if (n.op in ("+", "-") and sym.DATE in (a, b)) or sym.DAYS in (a, b):
+            return self.date_arith(n, a, b)
         for side, ty in ((n.left, a), (n.right, b)):
             if ty not in sym.NUMERIC and ty != sym.ANY:
                 self.s.err(side.span, f"type mismatch: `{n.op}` needs numbers, not {ty}",
-                         "dates cannot be added; compare them instead" if ty == sym.DATE else None)
+                         "a date takes a number of days: `date + 30 days`; compare dates with <, >" if ty == sym.DATE else None)
                 return sym.ANY
         if n.op == "/":
-            if ctx.scope == "event":
-                self.s.err(n.span, "`/` cannot be used in a stream (per event, whole numbers only)",
-                         "divide per member, in a value, and round it with floor(), trunc() or round()")
             return sym.NUM
         return unify(a, b)
+
+    def date_arith(self, n: ast.BinOp, a: str, b: str) -> str:
+        """`DATE + N days`, `DATE - N days`: a date."""
+        if n.op in ("+", "-") and a in (sym.DATE, sym.ANY) and b in (sym.DAYS, sym.ANY):
+            return sym.DATE
+        if n.op == "+" and a in (sym.DAYS, sym.ANY) and b in (sym.DATE, sym.ANY):
+            return sym.DATE
+        if n.op == "-" and a == sym.DATE and b == sym.DATE:
+            self.s.err(n.span, "the days between two dates are `days_between(EARLIER, LATER)`",
+                       "e.g. days_between(first(s.date), date)")
+            return sym.INT
+        self.s.err(n.span, f"type mismatch: `{n.op}` of {a} and {b}",
+                   "a date takes a number of days: `date + 30 days`, `first(s.date) - 7 days`")
+        return sym.ANY
 
     def compare(self, n: ast.Compare, ctx: Ctx) -> str:
         op, left, right = n.op, n.left, n.right
@@ -345,6 +355,8 @@ class ExpressionChecker:
                          "per member, `in` tests a list such as [1, 2, 3]")
             return sym.BOOL
         lt, rt = self.expr(left, ctx), self.expr(right, ctx)
+        self.need_whole(left, lt, ctx, f"`{self.s.text(left)}`")
+        self.need_whole(right, rt, ctx, f"`{self.s.text(right)}`")
         self.compatible(n, lt, rt, None)
         if op in ORDERED_OPS:
             for side, ty in ((left, lt), (right, rt)):
@@ -365,6 +377,8 @@ class ExpressionChecker:
     def in_range(self, n: ast.InRange, ctx: Ctx) -> str:
         vt = self.expr(n.value, ctx)
         lt, ht = self.expr(n.low, ctx), self.expr(n.high, ctx)
+        for part, ty in ((n.value, vt), (n.low, lt), (n.high, ht)):
+            self.need_whole(part, ty, ctx, f"`{self.s.text(part)}`")
         for end, et in ((n.low, lt), (n.high, ht)):
             if not sym.compatible(vt, et):
                 self.s.err(end.span, f"type mismatch: the range bound is {et}, the value is {vt}",
@@ -389,24 +403,42 @@ class ExpressionChecker:
         if ctx.scope == "event":
             self.s.err(n.span, "`sum over` is computed per member: it cannot be used in a stream")
             return sym.ANY
-        if ctx.group is not None:
-            self.s.err(n.span, "`sum over` cannot be nested")
+        if ctx.group is not None and n.stream != ctx.group.stream:
+            self.s.err(n.span, f"a `sum over` inside `sum over {ctx.group.stream}` splits the same "
+                       f"stream's groups further: write `sum over {ctx.group.stream} by ...`")
             return sym.ANY
         stream = self.s.streams.get(n.stream)
         if stream is None:
             self.s.err(n.span, f"unknown stream {n.stream} in `sum over`", did_you_mean(n.stream, self.s.streams))
             return sym.ANY
-        key_type = self.field_type(stream, n.key)
-        if key_type is None:
-            self.s.err(n.span, f"stream {n.stream} has no field {n.key} to group by",
-                     did_you_mean(n.key, self.stream_field_names(stream) or {}))
-            key_type = sym.ANY
-        inner = Ctx("member", group=n, group_stream=stream, key_type=key_type)
+        key_types = dict(ctx.key_types or {})
+        for key in n.keys:
+            if key in key_types and ctx.group is not None:
+                self.s.err(n.span, f"the groups are already split by {key}", "name each key once")
+            key_type = self.field_type(stream, key)
+            if key_type is None:
+                self.s.err(n.span, f"stream {n.stream} has no field {key} to group by",
+                           did_you_mean(key, self.stream_field_names(stream) or {}))
+                key_type = sym.ANY
+            key_types[key] = key_type
+        in_sql = is_sql_group(n, nested=ctx.group is not None)
+        inner = Ctx("member", group=n, group_stream=stream, key_type=key_types[n.key],
+                    key_types=key_types, in_sql=in_sql)
         ty = self.expr(n.body, inner)
         if ty not in sym.NUMERIC and ty != sym.ANY:
             self.s.err(n.body.span, f"the body of `sum over` must be a number, not {ty}")
             return sym.ANY
+        if in_sql and ty == sym.NUM:
+            self.s.err(n.body.span, "a nested or multi-key `sum over` adds whole numbers: round the "
+                       "body of each group", "e.g. `floor(sum(amount) * 1%)`")
         return sym.INT if ty == sym.INT else sym.NUM
+
+    def need_whole(self, node, ty: str, ctx: Ctx, what: str) -> None:
+        """Computed in SQL, a fraction must be rounded before it is compared or kept."""
+        if ty == sym.NUM and ctx.sql:
+            self.s.err(node.span, f"{what} is a fraction here: round it (per event, only whole numbers "
+                       "are compared, kept in a field or added up)",
+                       "e.g. `floor(amount * 2%)`, `round(amount / 3)`")
 
     def lookup(self, n: ast.Lookup, ctx: Ctx) -> str:
         if ctx.scope != "event":

@@ -183,8 +183,9 @@ class ClauseChecker:
                 self.s.err(f.span, f"field {f.name} has the name of a value: in this stream the value "
                          "would be used instead", "choose another name")
             seen.add(f.name)
-            if known:
-                self.exprs.def_type(s, i)
+            if known and self.exprs.def_type(s, i) == sym.NUM:
+                self.s.err(f.expr.span, f"field {f.name} is a fraction: round it per event (a field holds "
+                           "whole numbers)", "e.g. `floor(amount * 2%)`, `round(amount / 3)`")
         if s.where is not None:
             ctx = Ctx("event", stream=s, fields=self.exprs.stream_field_names_typed(s) if known else None)
             ty = self.exprs.expr(s.where, ctx)

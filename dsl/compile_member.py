@@ -11,6 +11,8 @@ from __future__ import annotations
 from points.dsl import ast
 from points.dsl import runtime
 from points.dsl import symbols as sym
+from points.dsl.check_common import is_sql_group
+from points.dsl.compile_groups import GroupSql
 from points.dsl.compile_queries import Queries
 from points.dsl.plan import DEFAULTS, Closure, CompileError
 from points.dsl.runtime import NO_CONST, compare_values, to_date
@@ -117,6 +119,10 @@ class MemberCode:
 
     # --- tiers: `sum over STREAM by FIELD: (body)`
     def group_sum(self, node: ast.GroupSum) -> Closure:
+        if is_sql_group(node):
+            slot = self.q.new_group()
+            self.q.side.append(GroupSql(self.sql).side_query(node, slot))
+            return lambda env: env.slots.get(slot) or 0
         stream = self.sql.streams[node.stream]
         slot = self.q.new_group()
         group = {"key": node.key, "key_slot": f"{slot}_key", "stream": stream, "slots": [], "exprs": {},

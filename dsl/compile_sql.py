@@ -16,6 +16,7 @@ from typing import Any
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl.compile_numbers import Frac, choose, combine, negate, rounded
 from points.dsl.plan import ENTRY_STREAM, CompileError, Scan
 from points.dsl.tables import Table
 
@@ -63,6 +64,7 @@ class EventSql:
         self.joins: dict[tuple[str, str, str], str] = {}  # (table, key column, value SQL) -> alias
         self.join_clauses: list[str] = []
         self.join_columns: dict[str, str] = {}  # column of the inner pass -> joined column
+        self.group = None  # a GroupLevel while compiling the body of a SQL `sum over`
 
     # --- helpers
     def param(self, value) -> str:
@@ -123,6 +125,8 @@ class EventSql:
         if t is ast.Literal:
             return "NULL" if node.value is None else self.param(node.value)
         if t is ast.Name:
+            if self.group is not None and node.name in self.group.keys:
+                return self.group.keys[node.name]
             if node.name in sym.WEEKDAYS:
                 return self.param(sym.WEEKDAYS[node.name])
             if node.name in self.value_nodes:
@@ -132,6 +136,9 @@ class EventSql:
             inner = self.ev(node.operand, stream, a)
             return f"(NOT COALESCE({inner}, 0))" if node.op == "not" else f"(-{inner})"
         if t is ast.BinOp:
+            shifted = self.date_add(node, stream, a)
+            if shifted is not None:
+                return shifted
             left, right = self.ev(node.left, stream, a), self.ev(node.right, stream, a)
             op = {"and": "AND", "or": "OR"}.get(node.op, node.op)
             return f"({left} {op} {right})"
@@ -147,8 +154,84 @@ class EventSql:
         if t is ast.Lookup:
             return self.lookup_sql(node, stream, a)
         if t is ast.Call:
-            return self.correlated_aggregate(node, a)
+            if self.group is not None and self.is_aggregate(node):
+                return self.group.aggregate(node)
+            if self.is_aggregate(node):
+                return self.correlated_aggregate(node, a)
+            return self.scalar_sql(node, stream, a)
+        if t is ast.GroupSum and self.group is not None:
+            return self.group.nested(node)
         raise CompileError(f"{node.span}: cannot compile {t.__name__} per event")
+
+    def is_aggregate(self, node: ast.Call) -> bool:
+        """The checker's decision: `min(s.f)` aggregates, `min(a, b)` does not."""
+        if node.func in sym.AGGREGATES:
+            return True
+        if node.func in sym.MIN_MAX and len(node.args) == 1:
+            arg = node.args[0]
+            return isinstance(arg, (ast.Dotted, ast.Filtered)) or (
+                isinstance(arg, ast.Name) and (self.group is not None or arg.name in self.streams))
+        return False
+
+    # --- numbers and dates computed per event (or per group)
+    def frac(self, node, stream, a) -> Frac:
+        """A number that may be a fraction, as numerator / denominator SQL (compile_numbers)."""
+        t = type(node)
+        if t is ast.Literal and isinstance(node.value, Fraction):
+            return Frac(self.param(node.value.numerator), self.param(node.value.denominator), True, node.value)
+        if t is ast.Literal and type(node.value) is int:
+            return Frac(self.param(node.value), "1", True, node.value)
+        if t is ast.BinOp and node.op in ("+", "-", "*", "/"):
+            return combine(node.op, self.frac(node.left, stream, a), self.frac(node.right, stream, a))
+        if t is ast.Unary and node.op == "neg":
+            return negate(self.frac(node.operand, stream, a))
+        if t is ast.Conditional:
+            return choose(self.ev(node.cond, stream, a), self.frac(node.then, stream, a),
+                          self.frac(node.otherwise, stream, a))
+        return Frac(self.ev(node, stream, a))
+
+    def scalar_sql(self, node: ast.Call, stream, a) -> str:
+        func, args = node.func, node.args
+        if func in ("floor", "ceil", "trunc", "round"):
+            step = self.param(args[1].value) if len(args) == 2 else "1"
+            return rounded(func, self.frac(args[0], stream, a), step)
+        sql = [self.ev(x, stream, a) for x in args]
+        if func in sym.MIN_MAX:  # none (NULL) arguments are skipped, as per member
+            out = sql[0]
+            for x in sql[1:]:
+                if x.startswith(":") or out.startswith(":"):  # a literal is never none
+                    lit, other = (x, out) if x.startswith(":") else (out, x)
+                    out = f"{func}(COALESCE({other}, {lit}), {lit})"
+                else:
+                    out = f"{func}(COALESCE({out}, {x}), COALESCE({x}, {out}))"
+            return out
+        if func == "abs":
+            return f"abs({sql[0]})"
+        if func == "days":
+            return sql[0]
+        if func in ("year", "month", "day"):
+            part = {"year": "%Y", "month": "%m", "day": "%d"}[func]
+            return f"CAST(strftime('{part}', {sql[0]}) AS INTEGER)"
+        if func == "weekday":  # monday 0 .. sunday 6, as the weekday names
+            return f"((CAST(strftime('%w', {sql[0]}) AS INTEGER) + 6) % 7)"
+        if func == "week_start":
+            return f"date({sql[0]}, '-' || ((CAST(strftime('%w', {sql[0]}) AS INTEGER) + 6) % 7) || ' days')"
+        if func == "days_between":
+            return f"CAST(round(julianday({sql[1]}) - julianday({sql[0]})) AS INTEGER)"
+        raise CompileError(f"{node.span}: cannot compile {func}() per event")
+
+    def date_add(self, node: ast.BinOp, stream, a) -> str | None:
+        """`DATE + N days` / `DATE - N days` (either side for +) as SQL, else None."""
+        def is_days(x):
+            return isinstance(x, ast.Call) and x.func == "days"
+        if node.op not in ("+", "-"):
+            return None
+        day, days = (node.left, node.right) if is_days(node.right) else (node.right, node.left)
+        if not is_days(days) or (node.op == "-" and days is node.left):
+            return None
+        n = self.ev(days.args[0], stream, a)
+        n = f"(-({n}))" if node.op == "-" else f"({n})"
+        return f"date({self.ev(day, stream, a)}, {n} || ' days')"
 
     def compare_sql(self, node: ast.Compare, stream, a) -> str:
         op, left, right = node.op, node.left, node.right

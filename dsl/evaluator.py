@@ -195,7 +195,7 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
 
 
 def _side_rows(conn, plan: Plan, side, params, member) -> Iterator[tuple[str, dict]]:
-    if side.kind == "reaching":
+    if side.kind in ("reaching", "value"):  # one value per member
         for m, day in _rows(conn, side.sql, side.scans, params, member):
             yield m, {side.slot: day}
         return

@@ -325,6 +325,9 @@ class ToAst(Transformer):
     def neg(self, meta, c):
         return ast.Unary("neg", c[0], self._span(meta))
 
+    def days(self, meta, c):
+        return ast.Call("days", (c[0],), self._span(meta))
+
     def not_(self, meta, c):
         return ast.Unary("not", c[0], self._span(meta))
 
@@ -361,7 +364,8 @@ class ToAst(Transformer):
     def group_sum(self, meta, c):
         if str(c[0]) != "sum":
             raise _Invalid(c[0], f"expected `sum over STREAM by FIELD: (...)`, not `{c[0]} over`")
-        return ast.GroupSum(str(c[1]), str(c[2]), c[3], self._span(meta))
+        keys = [str(k) for k in c[2:-1]]
+        return ast.GroupSum(str(c[1]), keys[0], c[-1], self._span(meta), tuple(keys[1:]))
 
     def lookup_cond(self, meta, c):
         return ast.LookupCond(str(c[0]), str(c[1]), c[2], self._span(meta))

@@ -98,6 +98,14 @@ SCALARS: dict[str, Callable] = {
     "ceil": lambda x, step=1: round_to(x, step, "ceil"),
     "trunc": lambda x, step=1: round_to(x, step, "trunc"),
     "round": lambda x, step=1: round_to(x, step, "round"),
+    # dates (none stays none)
+    "days": lambda n: None if n is None else dt.timedelta(days=n),
+    "year": lambda d: None if d is None else to_date(d).year,
+    "month": lambda d: None if d is None else to_date(d).month,
+    "day": lambda d: None if d is None else to_date(d).day,
+    "weekday": lambda d: None if d is None else to_date(d).weekday(),
+    "week_start": lambda d: None if d is None else to_date(d) - dt.timedelta(days=to_date(d).weekday()),
+    "days_between": lambda a, b: None if a is None or b is None else (to_date(b) - to_date(a)).days,
 }
 
 

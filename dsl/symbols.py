@@ -16,6 +16,7 @@ from points.ledger import event_schema as es
 INT, NUM, BOOL, STR, DATE, TIME, WEEKDAY, LIST, NONE, ANY = (
     "int", "number", "bool", "text", "date", "time", "weekday", "list", "none", "any",
 )
+DAYS = "days"  # a number of days (`30 days`), added to or taken from a date
 NUMERIC = {INT, NUM}
 
 _KIND_TO_TYPE = {
@@ -45,7 +46,10 @@ AGGREGATES = {
 }
 # `min`/`max` are aggregates with one stream argument, scalar functions otherwise.
 MIN_MAX = {"min", "max"}
-SCALAR_FUNCTIONS = {"min", "max", "abs", "floor", "ceil", "trunc", "round"}
+# Parts of a date and the days between two, per event (SQL) and per member.
+DATE_FUNCTIONS = {"year": INT, "month": INT, "day": INT, "weekday": WEEKDAY, "week_start": DATE,
+                  "days_between": INT}
+SCALAR_FUNCTIONS = {"min", "max", "abs", "floor", "ceil", "trunc", "round", "days"} | set(DATE_FUNCTIONS)
 # Aggregates that need a field (`sum(s.amount)`) rather than a stream (`count(s)`).
 FIELD_AGGREGATES = {"sum", "count_distinct", "first", "last", "date_reaching", "min", "max"}
 STREAM_AGGREGATES = {"count", "exists", "distinct_days"}

@@ -227,11 +227,14 @@ def test_in_table_and_has():
         3, 51, '`has one of` needs a list: `segments has one of ["sanyo", "kyushu"]`')
 
 
-def test_no_division_or_percent_per_event():
+def test_division_and_percent_per_event_must_be_rounded():
     assert one(HEAD + "  stream s = wesmo_payment where amount / 2 > 1\n") == (
-        3, 34, "`/` cannot be used in a stream (per event, whole numbers only)")
+        3, 34, "`amount / 2` is a fraction here: round it (per event, only whole numbers are compared, "
+        "kept in a field or added up)")
     assert one(HEAD + "  stream s = wesmo_payment where amount * 5% > 1\n") == (
-        3, 43, "a percentage cannot be used in a stream (per event, whole numbers only)")
+        3, 34, "`amount * 5%` is a fraction here: round it (per event, only whole numbers are compared, "
+        "kept in a field or added up)")
+    assert diags(HEAD + "  stream s = wesmo_payment where floor(amount * 5%) > 1\n") == []
 
 
 def test_aggregates_of_other_streams_in_a_filter():
@@ -256,8 +259,7 @@ def test_values_in_a_filter():
 
 
 def test_scalar_function_per_event():
-    assert one(HEAD + "  stream s = wesmo_payment where abs(amount) > 0\n") == (
-        3, 34, "abs() is computed per member: it cannot be used in a stream")
+    assert diags(HEAD + "  stream s = wesmo_payment where abs(amount) > 0 and min(amount, 5) < 3\n") == []
 
 
 # ---------------------------------------------------------------- values and awards
