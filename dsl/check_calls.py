@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING
 
 from points.dsl import ast
 from points.dsl import symbols as sym
-from points.dsl.check_common import ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, unify
+from points.dsl.check_common import (
+    ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, table_type, unify,
+)
 
 if TYPE_CHECKING:
     from points.dsl.check_expressions import ExpressionChecker
 
 
 class CallChecker:
-    """Functions and aggregates: arity, argument shapes and types."""
+    """Functions, aggregates, table lookups and date arithmetic: arity, argument shapes
+    and types."""
 
     def __init__(self, scope: Scope, exprs: "ExpressionChecker"):
         self.s = scope
@@ -227,3 +230,50 @@ class CallChecker:
             self.s.err(arg.span, f"{f}() needs a yes/no field; {stream.name}.{field} is {ftype}",
                      f"e.g. {f}({stream.name} where {field} ...)")
         return sym.BOOL
+
+    def date_arith(self, n: ast.BinOp, a: str, b: str) -> str:
+        """`DATE + N days`, `DATE - N days`: a date."""
+        if n.op in ("+", "-") and a in (sym.DATE, sym.ANY) and b in (sym.DAYS, sym.ANY):
+            return sym.DATE
+        if n.op == "+" and a in (sym.DAYS, sym.ANY) and b in (sym.DATE, sym.ANY):
+            return sym.DATE
+        if n.op == "-" and a == sym.DATE and b == sym.DATE:
+            self.s.err(n.span, "the days between two dates are `days_between(EARLIER, LATER)`",
+                       "e.g. days_between(first(s.date), date)")
+            return sym.INT
+        self.s.err(n.span, f"type mismatch: `{n.op}` of {a} and {b}",
+                   "a date takes a number of days: `date + 30 days`, `first(s.date) - 7 days`")
+        return sym.ANY
+
+    def lookup(self, n: ast.Lookup, ctx: Ctx) -> str:
+        if ctx.scope != "event":
+            self.s.err(n.span, "`lookup` reads a table per event: use it in a stream's `field` or `where`",
+                     "e.g. `field rate = lookup rate in TABLE where merchant == merchant else 1`")
+            return sym.ANY
+        table = self.s.tables.get(n.table)
+        ty = sym.ANY
+        if n.table in self.s.failed_tables:
+            pass
+        elif table is None:
+            self.s.err(n.span, f"unknown table {n.table}",
+                     did_you_mean(n.table, self.s.tables) if self.s.tables else
+                     "declare it: `table NAME from \"data/FILE.csv\"`")
+        elif n.column not in table.columns:
+            self.s.err(n.span, f"table {n.table} has no column {n.column}", did_you_mean(n.column, table.columns))
+        else:
+            ty = table_type(table, n.column)
+        for c in n.conds:
+            vt = self.x.expr(c.value, ctx)
+            if table is None:
+                continue
+            if c.column not in table.columns:
+                self.s.err(c.span, f"table {n.table} has no column {c.column}", did_you_mean(c.column, table.columns))
+            else:
+                ct = table_type(table, c.column)
+                if not sym.compatible(ct, vt):
+                    self.s.err(c.span, f"type mismatch: column {c.column} of {n.table} is {ct}, compared with {vt}")
+        dt_ = self.x.expr(n.default, ctx)
+        if not sym.compatible(ty, dt_):
+            self.s.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
+            return sym.ANY
+        return unify(ty, dt_)

@@ -134,7 +134,7 @@ class ExpressionChecker:
         if t is ast.GroupSum:
             return self.group_sum(n, ctx)
         if t is ast.Lookup:
-            return self.lookup(n, ctx)
+            return self.calls.lookup(n, ctx)
         self.s.err(n.span, "cannot use this here")  # pragma: no cover - every node type is handled
         return sym.ANY
 
@@ -260,7 +260,7 @@ class ExpressionChecker:
             self.need_bool(n.right, b, f"each side of `{n.op}`")
             return sym.BOOL
         if (n.op in ("+", "-") and sym.DATE in (a, b)) or sym.DAYS in (a, b):
-            return self.date_arith(n, a, b)
+            return self.calls.date_arith(n, a, b)
         for side, ty in ((n.left, a), (n.right, b)):
             if ty not in sym.NUMERIC and ty != sym.ANY:
                 self.s.err(side.span, f"type mismatch: `{n.op}` needs numbers, not {ty}",
@@ -269,20 +269,6 @@ class ExpressionChecker:
         if n.op == "/":
             return sym.NUM
         return unify(a, b)
-
-    def date_arith(self, n: ast.BinOp, a: str, b: str) -> str:
-        """`DATE + N days`, `DATE - N days`: a date."""
-        if n.op in ("+", "-") and a in (sym.DATE, sym.ANY) and b in (sym.DAYS, sym.ANY):
-            return sym.DATE
-        if n.op == "+" and a in (sym.DAYS, sym.ANY) and b in (sym.DATE, sym.ANY):
-            return sym.DATE
-        if n.op == "-" and a == sym.DATE and b == sym.DATE:
-            self.s.err(n.span, "the days between two dates are `days_between(EARLIER, LATER)`",
-                       "e.g. days_between(first(s.date), date)")
-            return sym.INT
-        self.s.err(n.span, f"type mismatch: `{n.op}` of {a} and {b}",
-                   "a date takes a number of days: `date + 30 days`, `first(s.date) - 7 days`")
-        return sym.ANY
 
     def compare(self, n: ast.Compare, ctx: Ctx) -> str:
         op, left, right = n.op, n.left, n.right
@@ -439,37 +425,3 @@ class ExpressionChecker:
             self.s.err(node.span, f"{what} is a fraction here: round it (per event, only whole numbers "
                        "are compared, kept in a field or added up)",
                        "e.g. `floor(amount * 2%)`, `round(amount / 3)`")
-
-    def lookup(self, n: ast.Lookup, ctx: Ctx) -> str:
-        if ctx.scope != "event":
-            self.s.err(n.span, "`lookup` reads a table per event: use it in a stream's `field` or `where`",
-                     "e.g. `field rate = lookup rate in TABLE where merchant == merchant else 1`")
-            return sym.ANY
-        table = self.s.tables.get(n.table)
-        ty = sym.ANY
-        if n.table in self.s.failed_tables:
-            pass
-        elif table is None:
-            self.s.err(n.span, f"unknown table {n.table}",
-                     did_you_mean(n.table, self.s.tables) if self.s.tables else
-                     "declare it: `table NAME from \"data/FILE.csv\"`")
-        elif n.column not in table.columns:
-            self.s.err(n.span, f"table {n.table} has no column {n.column}", did_you_mean(n.column, table.columns))
-        else:
-            ty = table_type(table, n.column)
-        for c in n.conds:
-            vt = self.expr(c.value, ctx)
-            if table is None:
-                continue
-            if c.column not in table.columns:
-                self.s.err(c.span, f"table {n.table} has no column {c.column}", did_you_mean(c.column, table.columns))
-            else:
-                ct = table_type(table, c.column)
-                if not sym.compatible(ct, vt):
-                    self.s.err(c.span, f"type mismatch: column {c.column} of {n.table} is {ct}, compared with {vt}")
-        dt_ = self.expr(n.default, ctx)
-        if not sym.compatible(ty, dt_):
-            self.s.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
-            return sym.ANY
-        return unify(ty, dt_)
-

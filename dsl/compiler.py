@@ -28,7 +28,7 @@ from points.dsl.compile_queries import Queries
 from points.dsl.compile_sql import EventSql
 from points.dsl.pay_bounds import pay_bound
 from points.dsl.plan import (  # noqa: F401 (the public types of the compiler)
-    ENTRY_STREAM, EVERYTHING, AwardPlan, Closure, CompileError, GroupPlan, MemberEnv, Period, Plan, Scan, SideQuery,
+    ENTRY_STREAM, AwardPlan, Closure, CompileError, GroupPlan, MemberEnv, Period, Plan, Scan, SideQuery,
 )
 from points.dsl.runtime import to_date, whole  # noqa: F401 (re-exported)
 from points.dsl.tables import Table
