@@ -324,6 +324,9 @@ def html_cmd(output: Path, as_of: dt.date | None) -> None:
     from points.cli import html_report
 
     conn = open_db(readonly=True)
+    folder = output.parent
+    if not folder.is_dir():  # before the drawing, which takes seconds on a big journal
+        raise Finding(f"{folder}: no such folder for the report")
     with progress.activity("drawing the report"):
         text = html_report.render(conn, as_of)
     tmp = output.with_name(output.name + ".tmp")

@@ -25,7 +25,7 @@ from collections import defaultdict
 import attrs
 
 from points.ledger.kinds import KIND_NAMES
-from points.ledger.reports import _MEMBER_SQL
+from points.ledger.reports import MEMBER_SQL
 
 # The period of an award or reversal entry: its memo's, else its step's first part.
 _PERIOD_SQL = ("COALESCE(json_extract(e.memo, '$.period'),"
@@ -98,7 +98,7 @@ def _campaign(conn, name: str, day: str) -> CampaignPayout:
     first: dict[str, str] = {}
     for period, award, kind, rev, member, n, d in conn.execute(
             f"SELECT {_PERIOD_SQL} AS period, json_extract(e.memo, '$.award') AS award, p.kind,"
-            f" e.reverses IS NOT NULL AS rev, {_MEMBER_SQL} AS member, SUM(p.amount), MIN(e.effective)"
+            f" e.reverses IS NOT NULL AS rev, {MEMBER_SQL} AS member, SUM(p.amount), MIN(e.effective)"
             " FROM entries e JOIN postings p ON p.entry = e.seq"
             " WHERE e.campaign = ? AND e.effective <= ?"
             " AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
@@ -164,7 +164,7 @@ def award_totals(conn, as_of: dt.date | None = None) -> dict[str, list[int]]:
             f"SELECT e.campaign, SUM(p.amount) AS n FROM entries e JOIN postings p ON p.entry = e.seq"
             " WHERE e.campaign IS NOT NULL AND e.effective <= ?"
             " AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
-            f" GROUP BY e.campaign, {_MEMBER_SQL} HAVING n > 0 ORDER BY e.campaign, n", (day,)):
+            f" GROUP BY e.campaign, {MEMBER_SQL} HAVING n > 0 ORDER BY e.campaign, n", (day,)):
         out[campaign].append(n)
     return dict(out)
 

@@ -39,7 +39,7 @@ _CLASS_SQL = (
 )
 
 # Member id of a member:<id>:<kind> or receivable:<id>:<kind> account (ids hold no ':').
-_MEMBER_SQL = (
+MEMBER_SQL = (
     "CASE WHEN p.account LIKE 'member:%'"
     " THEN substr(p.account, 8, length(p.account) - 8 - length(p.kind))"
     " ELSE substr(p.account, 12, length(p.account) - 12 - length(p.kind)) END"
@@ -99,7 +99,7 @@ def member_balances(conn, as_of: dt.date | None = None, *, kind: str | None = No
     join = _as_of(where, params, as_of)
     per: dict[str, tuple[dict, dict]] = {}
     for account_type, member, k, total in conn.execute(
-            f"SELECT substr(p.account, 1, 1), {_MEMBER_SQL}, p.kind, SUM(p.amount) FROM postings p{join}"
+            f"SELECT substr(p.account, 1, 1), {MEMBER_SQL}, p.kind, SUM(p.amount) FROM postings p{join}"
             f" WHERE {' AND '.join(where)} GROUP BY p.account", params):
         bal, owed = per.get(member) or per.setdefault(member, (zero(), zero()))
         if account_type == "m":

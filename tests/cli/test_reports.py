@@ -284,3 +284,35 @@ def test_history_shows_a_debt_payoff_in_the_receivable_column(demo):
     assert payoff["balance"]["basic"] == 0 and payoff["owed"]["basic"] == 3_950
     line = demo("history", "W0210").output.splitlines()[-1]
     assert "+50 basic" in line and "3,950 basic" in line
+
+
+def test_readme_shows_real_output(demo):
+    """Each `$ points --db demo.db ...` block of the README is that command's output on the
+    demo journal (when the engine changes the demo, refresh the README block)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n\$ points --db demo\.db (.*?)\n(.*?)```", text, re.S)
+    shown = {cmd.split()[0] if cmd.split()[0] != "report" else " ".join(cmd.split()[:2]) for cmd, _ in blocks}
+    assert shown >= {"balances", "history", "report trial-balance", "report payouts", "report liability"}
+    for cmd, out in blocks:
+        assert demo(*cmd.split()).output == out, f"README block `points {cmd}` is not the real output"
+
+
+@pytest.mark.parametrize("args", [("balances",), ("report", "trial-balance"), ("report", "payouts"),
+                                  ("report", "liability"), ("report", "html", "-o", "x.html")])
+def test_missing_database_is_a_clear_error(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["--db", "nope.db", *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("error: nope.db: no such database")
+    assert not (tmp_path / "nope.db").exists() and not (tmp_path / "x.html").exists()
+
+
+def test_bad_options_are_usage_errors(demo, tmp_path):
+    demo("balances", "--as-of", "2026-13-01", code=2)
+    demo("balances", "--min", "-5", code=2)
+    demo("balances", "--kind", "gold", code=2)
+    out = demo("report", "html", "-o", str(tmp_path / "no" / "such" / "folder.html"), code=1)
+    assert out.output == f"error: {tmp_path / 'no' / 'such'}: no such folder for the report\n"
