@@ -137,7 +137,7 @@ def _awards_chart(awards: dict[str, list[int]]):
     if awards:
         names = sorted(awards)
         # Whiskers at the 5th and 95th percentiles; every member as a dot only while the
-        # campaign is small (100k dots would make a 20 MB page).
+        # campaign is small: a dot per member of a big campaign makes a page of megabytes.
         ax.boxplot([awards[n] for n in names], orientation="horizontal", tick_labels=names,
                    whis=(5, 95), showfliers=False)
         for i, n in enumerate(names, 1):
