@@ -104,7 +104,9 @@ def campaign_dicts(conn, rules) -> dict:
         window = None
         if c.window is not None:
             window = {"from": c.window.low.value.isoformat(), "to": c.window.high.value.isoformat()}
-        cycle = None if c.cycle is None else {"start_day": c.cycle.start_day, "end_day": c.cycle.end_day}
+        cycle = None if c.cycle is None else (
+            {"calendar": c.cycle.calendar} if c.cycle.calendar
+            else {"start_day": c.cycle.start_day, "end_day": c.cycle.end_day})
         nxt = next_pay_date(lc.plan, latest, _today())
         budget = None
         if c.budget is not None:
@@ -176,7 +178,8 @@ def campaigns_cmd(rules_dir: Path | None, as_json: bool) -> None:
         if c["window"]:
             when = f"{c['window']['from']} .. {c['window']['to']}"
         elif c["cycle"]:
-            when = f"monthly, day {c['cycle']['start_day']} to day {c['cycle']['end_day']}"
+            when = (f"every calendar {c['cycle']['calendar']}" if c["cycle"].get("calendar")
+                    else f"monthly, day {c['cycle']['start_day']} to day {c['cycle']['end_day']}")
         else:
             when = DASH
         rows = [["window", when], ["next step", c["next_step"] or DASH]]

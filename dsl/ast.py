@@ -193,11 +193,14 @@ class EntryRequirement:
 
 @attrs.frozen
 class Cycle:
-    """`every month from day A to day B`: periods from day A of a month to day B of the next."""
+    """`every month from day A to day B`: periods from day A of a month to day B of the
+    next; or a calendar unit, `every month` / `every week` (monday to sunday) /
+    `every year` (`calendar` is then "month", "week" or "year", the days 0)."""
 
     start_day: int
     end_day: int
     span: Span = attrs.field(eq=False)
+    calendar: str | None = None
 
 
 @attrs.frozen

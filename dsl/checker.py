@@ -86,7 +86,7 @@ class ClauseChecker:
                          "write the last day of the campaign: `window 2025-12-26 .. 2026-01-04`")
         if c.entry is not None:
             self.check_date_range(c.entry.within, "entry period")
-        if c.cycle is not None:
+        if c.cycle is not None and c.cycle.calendar is None:
             cy = c.cycle
             bad = False
             for day in (cy.start_day, cy.end_day):
@@ -99,7 +99,8 @@ class ClauseChecker:
                          f"a monthly cycle from day {cy.start_day} to day {cy.end_day} would leave gaps "
                          "or overlap between periods",
                          f"a period runs from day A of a month to day B of the next: A must be B + 1, "
-                         f"e.g. `every month from day {min(cy.end_day, 27) + 1} to day {min(cy.end_day, 27)}`")
+                         f"e.g. `every month from day {min(cy.end_day, 27) + 1} to day {min(cy.end_day, 27)}`; "
+                         "for calendar months (the 1st to the last day) write `every month`")
         if c.budget is not None:
             b = c.budget
             if b.amount <= 0:

@@ -400,6 +400,18 @@ class ToAst(Transformer):
     def cycle(self, meta, c):
         return ("cycle", ast.Cycle(_int(c[0]), _int(c[1]), self._span(meta)), self._span(meta))
 
+    def _calendar(self, meta, unit: str):
+        return ("cycle", ast.Cycle(0, 0, self._span(meta), unit), self._span(meta))
+
+    def calendar_month(self, meta, c):
+        return self._calendar(meta, "month")
+
+    def calendar_week(self, meta, c):
+        return self._calendar(meta, "week")
+
+    def calendar_year(self, meta, c):
+        return self._calendar(meta, "year")
+
     def payday(self, meta, c):
         return ("payday", c[0], self._span(meta))
 

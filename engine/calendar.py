@@ -72,26 +72,37 @@ WITH RECURSIVE d(day) AS (
 ) SELECT day FROM d WHERE day IS NOT NULL"""
 
 
+def period_of_day(cycle: ast.Cycle, d: dt.date) -> Period:
+    """The period of a cycle that holds day d. Ids: "YYYY-MM" for a month (a day A..B
+    cycle is named by the month it ends in), "YYYY-Www" for an ISO week (monday to
+    sunday), "YYYY" for a year."""
+    if cycle.calendar == "month":
+        return Period(f"{d.year:04d}-{d.month:02d}", d.replace(day=1), end_of_month(d.year, d.month))
+    if cycle.calendar == "week":
+        start = d - dt.timedelta(days=d.weekday())
+        year, week, _ = start.isocalendar()
+        return Period(f"{year:04d}-W{week:02d}", start, start + dt.timedelta(days=6))
+    if cycle.calendar == "year":
+        return Period(f"{d.year:04d}", dt.date(d.year, 1, 1), dt.date(d.year, 12, 31))
+    if d.day <= cycle.end_day:
+        year, month = d.year, d.month
+    else:
+        year, month = (d + dt.timedelta(days=32 - d.day)).timetuple()[:2]
+    end = dt.date(year, month, cycle.end_day)
+    return Period(f"{year:04d}-{month:02d}", day_of_month_after(end, -1, cycle.start_day), end)
+
+
 def periods_of(conn, plan: Plan, until: dt.date, wm: int) -> list[Period]:
+    """The campaign's window, or every period of its cycle that holds an event of one
+    of its streams' types (up to `until`), in order."""
     c = plan.campaign
     if c.cycle is None:
         lo, hi = window_of(plan)
         return [Period("main", lo, hi)]
     days = {day for t in plan.types for (day,) in conn.execute(
         DAYS_OF_TYPE, {"type": t, "until": until.isoformat(), "wm": wm})}
-    ends = set()
-    for day in days:
-        d = dt.date.fromisoformat(day)
-        if d.day <= c.cycle.end_day:
-            ends.add((d.year, d.month))
-        else:
-            ends.add((d + dt.timedelta(days=32 - d.day)).timetuple()[:2])
-    out = []
-    for year, month in sorted(ends):
-        end = dt.date(year, month, c.cycle.end_day)
-        start = day_of_month_after(end, -1, c.cycle.start_day)
-        out.append(Period(f"{year:04d}-{month:02d}", start, end))
-    return out
+    periods = {period_of_day(c.cycle, dt.date.fromisoformat(day)) for day in days}
+    return sorted(periods, key=lambda p: p.start)
 
 
 @attrs.frozen
