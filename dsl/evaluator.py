@@ -241,3 +241,26 @@ def evaluate(conn: apsw.Connection, plan: Plan, period: Period, asof: dt.date, w
         slots.update(part)
     if current is not None:
         yield MemberEnv(plan, current, slots, period)
+
+
+def tier_breakdown(conn: apsw.Connection, plan: Plan, period: Period, asof: dt.date, wm: int,
+                   member: str) -> list[dict]:
+    """Each `sum over STREAM by KEY: (body)` of one member, tier by tier, from the same
+    rows and body the evaluation sums (explain shows them): a list of {"stream", "slot",
+    "tiers": [(key, body value), ...]} in key order."""
+    install_tables(conn, plan)
+    params = query_params(plan, period, asof, wm, member)
+    out = []
+    for side in (*plan.side, *((plan.folded,) if plan.folded is not None else ())):
+        if side.kind != "group":
+            continue
+        group = side.group
+        names = [slot for slot, _ in group.slots]
+        env = MemberEnv(plan, member, {}, period)
+        tiers = []
+        for row in _rows(conn, side.sql, side.scans, params, member):
+            env.slots = dict(zip(names, row[2:]))
+            env.slots[group.key_slot] = row[1]
+            tiers.append((row[1], group.body(env)))
+        out.append({"stream": group.stream, "slot": side.slot, "tiers": tiers})
+    return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from points.dsl import ast
 from points.dsl.compiler import MemberEnv, Period, compile_campaign, entered_condition
-from points.dsl.evaluator import evaluate
+from points.dsl.evaluator import evaluate, tier_breakdown
 from points.dsl.loader import RuleSet
 from points.engine.calendar import expiry_date, member_pay_date, periods_of
 from points.engine.explain_events import conjuncts, event_plan, reversal_causes, source_text, stream_events
@@ -115,6 +115,7 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
             continue
         trace = _period_trace(lc, plan, period, env, member, probes, draws, entries)
         trace["streams"] = stream_events(conn, eplan, filters, period, as_of, wm, member)
+        trace["tiers"] = _tiers(lc, conn, plan, period, as_of, wm, member)
         periods.append(trace)
     return {
         "member": member, "campaign": campaign, "title": c.title, "document": c.document,
@@ -124,6 +125,32 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
                   "origin": rules_origin or f"folder {rules.rules_dir}"},
         "periods": periods, "entries": entries,
     }
+
+
+def _tiers(lc, conn, plan, period: Period, as_of: dt.date, wm: int, member: str) -> list[dict]:
+    """Per `sum over` of the campaign, the member's value tier by tier."""
+    sums = _group_sums(plan.campaign)
+    out = []
+    for g in tier_breakdown(conn, plan, period, as_of, wm, member):
+        same = [n for n in sums if n.stream == g["stream"]]
+        text = source_text(lc.source, same[0].span) if len(same) == 1 else f"sum over {g['stream']}"
+        out.append({"expression": text, "tiers": [{"key": _show(k), "value": _show(v)} for k, v in g["tiers"]]})
+    return out
+
+
+def _group_sums(node) -> list:
+    """Every `sum over` node under an AST node, in source order."""
+    found = []
+    if isinstance(node, ast.GroupSum):
+        found.append(node)
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            found += _group_sums(item)
+    elif hasattr(node, "__attrs_attrs__"):
+        for field in node.__attrs_attrs__:
+            if field.name != "span":
+                found += _group_sums(getattr(node, field.name))
+    return found
 
 
 def _amendment(key: str) -> int | None:
@@ -206,6 +233,9 @@ def render(trace: dict) -> str:
             out += _render_stream(name, st)
         for k, v in p["values"].items():
             out.append(f"  value {k} = {v}")
+        for g in p.get("tiers", ()):
+            out.append(f"  per tier of {g['expression']}:")
+            out += [f"    {t['key']}: {t['value']}" for t in g["tiers"]]
         for a in p["awards"]:
             out += _render_award(a)
     out.append("")

@@ -104,3 +104,20 @@ def test_explain_uses_the_recorded_rules_without_a_folder(ran, tmp_path, monkeyp
     assert trace["rules"]["origin"].startswith("recorded by run entry")
     text = CliRunner().invoke(cli, ["--db", str(path), "explain", "W0107", "yearend-2025"]).output
     assert "caused by refund W0107-03" in text and "- W0107-02" in text
+
+
+def test_per_tier_and_per_day_breakdowns_add_up(ran):
+    conn, rules, _ = ran
+    rows = conn.execute("SELECT DISTINCT json_extract(memo, '$.member') FROM entries"
+                        " WHERE campaign = 'jwest-card' AND key LIKE 'award:%'").fetchall()
+    checked = 0
+    for (member,) in rows:
+        for p in explain(conn, rules, member, "jwest-card")["periods"]:
+            (tiers,) = p["tiers"]
+            assert tiers["expression"].startswith("sum over purchase by multiplier")
+            assert sum(t["value"] for t in tiers["tiers"]) == p["values"]["bonus"]
+            streams = [p["streams"]["purchase"], p["streams"]["cashback"]]  # total = both sums
+            assert sum(d["amount"] for s in streams for d in s["by_day"]) == p["values"]["total"]
+            assert all(sum(d["events"] for d in s["by_day"]) == len(s["counted"]) for s in streams)
+            checked += bool(tiers["tiers"])
+    assert checked >= 3
