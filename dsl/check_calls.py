@@ -179,8 +179,8 @@ class CallChecker:
                 self.x.stream_deps.setdefault(ctx.stream.name, {}).setdefault(stream.name, n.span)
         if isinstance(arg, ast.Filtered):
             fctx = Ctx("event", stream=stream,
-                        fields=self.x.stream_field_names_typed(stream) if stream.event_type in sym.EVENT_TYPES
-                        else None)
+                       fields=self.x.stream_field_names_typed(stream) if stream.event_type in sym.EVENT_TYPES
+                       else None, ranked=True)
             self.x.need_bool(arg.cond, self.x.expr(arg.cond, fctx), "the condition after `where`")
             if ctx.scope == "event" and ctx.stream is not None:
                 pass

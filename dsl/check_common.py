@@ -188,6 +188,7 @@ class Ctx:
     key_type: str = sym.ANY
     key_types: dict | None = None  # inside `sum over`: every key in reach -> its type
     in_sql: bool = False  # computed in SQL (a stream, or a nested / multi-key `sum over`)
+    ranked: bool = False  # an aggregate's filter: `nth` (the event's rank in its stream) is known
 
     @property
     def sql(self) -> bool:

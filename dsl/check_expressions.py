@@ -161,6 +161,12 @@ class ExpressionChecker:
                 return self.value_in_event(n, ctx)
             if ctx.fields is None:
                 return sym.ANY
+            if name == sym.RANK and name not in ctx.fields:
+                if not ctx.ranked:
+                    self.s.err(n.span, "`nth` (the event's rank in its stream) is known only in an "
+                               "aggregate's filter", "e.g. `count(purchase where nth >= 11)`, "
+                               "`exists(purchase where nth == 1 and date in period)`")
+                return sym.INT
             if name in ctx.fields:
                 if ctx.stream is not None:
                     for i, f in enumerate(ctx.stream.fields):

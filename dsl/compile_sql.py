@@ -109,7 +109,17 @@ class EventSql:
                 return f"({self.ev(f.expr, stream, a)})"
         if name in sym.COLUMN_FIELDS:
             return f"{a}.{sym.COLUMN_FIELDS[name]}"
+        if name == sym.RANK and name not in sym.event_fields(stream.event_type):
+            return self.rank_sql(stream, a)
         return f"json_extract({a}.body, {self.param('$.' + name)})"
+
+    def rank_sql(self, stream: ast.Stream, a: str) -> str:
+        """`nth`: how many of the member's events of the stream (visible, not undone) come
+        before event `a` or are it, by time and then import order."""
+        y = self.alias()
+        return (f"(SELECT COUNT(*) FROM events {y} WHERE {y}.member = {a}.member "
+                f"AND {self.match(stream.name, y, with_visibility=True)} "
+                f"AND ({y}.at < {a}.at OR ({y}.at = {a}.at AND {y}.seq <= {a}.seq)))")
 
     def is_list_field(self, stream: ast.Stream, node) -> bool:
         return isinstance(node, ast.Name) and sym.event_fields(stream.event_type).get(node.name) == sym.LIST

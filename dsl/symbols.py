@@ -57,6 +57,10 @@ BOOL_AGGREGATES = {"any", "all"}  # either a bool field or a filtered stream
 
 RANGE_NAMES = {"window", "period"}
 
+# In an aggregate's filter: the event's position among the member's events of its stream
+# (1 = the first, by time, then import order).
+RANK = "nth"
+
 
 def event_fields(event_type: str) -> dict[str, str]:
     """Field name -> language type for one event type (envelope and derived included)."""
