@@ -310,7 +310,7 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
 def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql: float, echo) -> list[dict]:
     """`points --db PATH run --until DATE --rules DIR` as a child process (wall time,
     interpreter start and rules loading included), if the CLI is there."""
-    cmd = [sys.executable, "-m", "points.cli.main", "--db", path, "run", "--until", until.isoformat(),
+    cmd = [sys.executable, "-m", "points.cli.main", "--db", path, "run", "--until", until.isoformat(), "--allow-future",
            "--rules", str(rules_dir)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()

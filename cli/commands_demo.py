@@ -28,6 +28,24 @@ def _demo_db(ctx: click.Context, db: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix="points-demo-")) / "points.db"
 
 
+def _refuse_used(path: Path) -> None:
+    """The demo writes 182 sample events and their entries for good: only into a new
+    (or just initialised, empty) database, never into a ledger in use."""
+    from points.ledger import db as ledger_db
+
+    if not ledger_db.check_file(path, empty_ok=True) or path.stat().st_size == 0:
+        return
+    conn = ledger_db.connect(path, readonly=True)
+    try:
+        events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        entries = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+    finally:
+        conn.close()
+    if events or entries:
+        raise Finding(f"{path}: not empty ({events:,} events, {entries:,} journal entries); "
+                      "the demo needs a new database (leave out --db for a temporary one)")
+
+
 @click.command("demo")
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="PATH", help="Database to use (default: a new one in a temporary folder).")
@@ -35,7 +53,8 @@ def _demo_db(ctx: click.Context, db: Path | None) -> Path:
 def demo_cmd(ctx: click.Context, db: Path | None) -> None:
     """Run every seed program over the bundled sample events and summarise.
 
-    Creates a fresh database (in a temporary folder unless --db is given),
+    Creates a fresh database (in a temporary folder unless --db is given; a
+    --db that holds any event or entry is refused, nothing written),
     imports rules/samples/events.jsonl, runs every bundled campaign until
     2028-12-31, and prints per campaign the points paid and members, a few
     members' balances and two explain traces. The database is kept: the
@@ -55,7 +74,8 @@ def demo_cmd(ctx: click.Context, db: Path | None) -> None:
     if not events.is_file():
         raise Finding(f"{events}: bundled sample events not found")
     path = _demo_db(ctx, db)
-    conn = open_db(readonly=False, path=path)
+    _refuse_used(path)
+    conn = open_db(readonly=False, path=path, create=True)
     click.echo(f"database: {path}")
     report = import_files(conn, [events])
     if report.errors:

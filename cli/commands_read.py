@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from points.cli.format import KIND_ORDER, kind_label, plural, pts, signed, table
-from points.cli.options import Finding, as_of_option, echo_json, json_option, load_rules, open_db, rules_option
+from points.cli.options import (Finding, as_of_option, echo_json, json_option, load_rules, open_db,
+                                require_member, rules_option)
 from points.ledger.journal import Journal
 
 
@@ -63,7 +64,8 @@ def _campaigns_of(conn, seqs: set[int]) -> dict[int, str | None]:
 def balance_cmd(member: str, as_of: dt.date | None, as_json: bool) -> None:
     """A member's points per kind, open lots with their expiry, and what they owe.
 
-    A member with no entries has zero of every kind (not an error). Kinds are
+    A member with events but no entries has zero of every kind; a member no
+    event and no entry names is an error (exit 1). Kinds are
     shown with the name they had on --as-of (or today): charge_only points
     were called "ICOCAポイント" until 2023-03-06.
 
@@ -72,7 +74,9 @@ def balance_cmd(member: str, as_of: dt.date | None, as_json: bool) -> None:
       points balance W0001
       points balance W0001 --as-of 2026-02-05 --json
     """
-    data = balance_dict(open_db(readonly=True), member, as_of)
+    conn = open_db(readonly=True)
+    require_member(conn, member)
+    data = balance_dict(conn, member, as_of)
     if as_json:
         echo_json(data)
         return
@@ -185,7 +189,9 @@ def history_cmd(member: str, as_json: bool) -> None:
       points history W0001
       points history W0001 --json
     """
-    items = history_list(open_db(readonly=True), member)
+    conn = open_db(readonly=True)
+    require_member(conn, member)
+    items = history_list(conn, member)
     if as_json:
         echo_json({"member": member, "entries": items})
         return
@@ -249,6 +255,7 @@ def explain_cmd(member: str, campaign: str, as_of: dt.date | None, rules_dir: Pa
     if rules.campaign(campaign) is None:
         names = ", ".join(c.name for c in rules.campaigns)
         raise Finding(f"unknown campaign {campaign!r}; campaigns are: {names}")
+    require_member(conn, member)
     try:
         trace = explain_mod.explain(conn, rules, member, campaign, as_of=as_of, rules_origin=origin)
     except explain_mod.ExplainError as exc:

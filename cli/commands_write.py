@@ -10,7 +10,7 @@ import click
 
 from points.cli import progress
 from points.cli.format import plural, pts
-from points.cli.options import DATE, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
+from points.cli.options import DATE, Finding, echo_json, json_option, load_rules, open_db, rules_option, stdout_is_tty
 
 
 @click.command("init")
@@ -18,8 +18,10 @@ from points.cli.options import DATE, echo_json, json_option, load_rules, open_db
 def init_cmd(ctx: click.Context) -> None:
     """Create the points database (idempotent) and print its path.
 
-    The file is created readable and writable by its owner only. Running
-    `init` on an existing database changes nothing.
+    The file is created readable and writable by its owner only, in a folder
+    that must already exist (folders are never created). Running `init` on an
+    existing points database changes nothing; any other file (another
+    program's SQLite database, a text file) is refused and left as it is.
 
     \b
     Example:
@@ -28,7 +30,7 @@ def init_cmd(ctx: click.Context) -> None:
     from points.cli.options import db_path
 
     path = db_path(ctx)
-    open_db(readonly=False, path=path).close()
+    open_db(readonly=False, path=path, create=True).close()
     click.echo(str(path))
 
 
@@ -76,15 +78,23 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"total: imported {report.added:,} events ({report.skipped:,} skipped)")
 
 
+# The last --until a run accepts: dates far beyond any campaign make date arithmetic
+# (expiry a year after payment...) leave the calendar's range.
+LATEST_UNTIL = dt.date(2999, 12, 31)
+
+
 @click.command("run")
 @click.option("--until", "until", type=DATE, required=True, metavar="DATE",
               help="Execute every step dated on or before this day.")
+@click.option("--allow-future", is_flag=True,
+              help="Allow an --until after today (Asia/Tokyo): simulations, tests.")
 @rules_option
 @click.option("--amend", "amend", default=None, metavar="REASON",
               help="Accept changed terms (a rules file or table) of campaigns that have posted "
                    "entries: record an amendment with REASON and post the differences.")
 @json_option
-def run_cmd(until: dt.date, rules_dir: Path | None, amend: str | None, as_json: bool) -> None:
+def run_cmd(until: dt.date, allow_future: bool, rules_dir: Path | None, amend: str | None,
+            as_json: bool) -> None:
     """Execute every campaign step due on or before --until, exactly once.
 
     Funds budgets, settles awards (lotteries included), posts corrections for
@@ -99,11 +109,15 @@ def run_cmd(until: dt.date, rules_dir: Path | None, amend: str | None, as_json: 
     \b
     Example:
       points run --until 2026-03-31
-      points run --until 2028-12-31 --rules rules/ --json
+      points run --until 2028-12-31 --allow-future --rules rules/ --json
       points run --until 2026-03-31 --amend "cap raised to 5,000 (press release 2026-03-02)"
+
+    An --until after today (Asia/Tokyo) is refused unless --allow-future: a
+    typo (2062 for 2026) would expire every lot due before it.
     """
     from points.engine.workflow import Runner
 
+    check_until(until, allow_future)
     rules = load_rules(rules_dir)
     conn = open_db(readonly=False)
     if stdout_is_tty() and not as_json:
@@ -116,6 +130,18 @@ def run_cmd(until: dt.date, rules_dir: Path | None, amend: str | None, as_json: 
         echo_json(data)
     else:
         click.echo(render_run_report(data))
+
+
+def check_until(until: dt.date, allow_future: bool) -> None:
+    """Refuse an --until in the future (a typo expires lots for good) or out of range."""
+    from points.cli.format import today
+
+    if until > LATEST_UNTIL:
+        raise Finding(f"--until {until}: after {LATEST_UNTIL}, the last date a run accepts")
+    now = today()
+    if until > now and not allow_future:
+        raise Finding(f"--until {until} is after today ({now}, Asia/Tokyo); "
+                      "pass --allow-future to run into the future")
 
 
 class _Progress:

@@ -64,29 +64,56 @@ def error_message(exc: BaseException) -> str:
         text = f"{exc.filename}: {exc.strerror}"
     else:
         text = str(exc) or type(exc).__name__
-    if isinstance(exc, apsw.Error) and not isinstance(exc, RulesError):
+    if isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
+        text = f"database damaged: {text}"
+    elif isinstance(exc, apsw.Error) and not isinstance(exc, RulesError):
         text = f"database: {text}"
-    return text
+    return text.splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def report_user_errors(func: Callable) -> Callable:
-    """Decorator: a known user error becomes `error: ...` on stderr and exit 1."""
+    """Decorator: a known user error becomes `error: ...` on stderr and exit 1;
+    bytes of a damaged database that the code could not decode, `error: database
+    damaged: ...` (see ledger.damage); a closed stdout, a quiet exit 0."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except BrokenPipeError:  # `points export ... | head`: stop quietly
+        except BrokenPipeError:  # `points export ... | head`: the reader has all it wants
             _silence_stdout()
-            raise click.exceptions.Exit(1) from None
+            raise click.exceptions.Exit(0) from None
         except RulesError as exc:  # multi-line: path:line:col, source line, caret
             click.echo(exc.render(), err=True)
             raise click.exceptions.Exit(1) from None
         except _user_errors() as exc:
             click.echo(f"error: {error_message(exc)}", err=True)
             raise click.exceptions.Exit(1) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            damage = _damage()
+            if damage is None:
+                raise  # not the file: a bug of ours, shown as one
+            click.echo(f"error: database damaged: {damage}", err=True)
+            raise click.exceptions.Exit(1) from exc
 
     return wrapper
+
+
+def _damage() -> str | None:
+    """What is wrong with the database this command opened (None: nothing found)."""
+    opened = _opened()
+    if opened is None:
+        return None
+    from points.ledger.damage import diagnose
+
+    return diagnose(opened["path"])
+
+
+def _opened() -> dict | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().meta.get("points.opened") if ctx is not None else None
 
 
 def _silence_stdout() -> None:
@@ -97,11 +124,70 @@ def _silence_stdout() -> None:
         pass
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def _interrupted(ctx: click.Context) -> None:
+    """Ctrl-C: say what this command committed before it, and how to go on."""
+    opened = ctx.meta.get("points.opened")
+    text = "interrupted: nothing was written"
+    if opened is not None and opened.get("writable"):
+        now = _heads(opened["path"])
+        if now is None:
+            text = "interrupted: what was committed could not be read back"
+        else:
+            entries = now[0] - opened["heads"][0]
+            events = now[1] - opened["heads"][1]
+            text = (f"interrupted: {entries:,} journal entries and {events:,} events were committed "
+                    "before the interrupt (each step commits whole or not at all); "
+                    "run the same command again to resume")
+    try:
+        click.echo(text, err=True)
+    except OSError:
+        pass
+
+
+def _heads(path: Path) -> tuple[int, int] | None:
+    try:
+        conn = db.connect(path, readonly=True)
+    except (db.DatabaseError, apsw.Error, OSError):
+        return None
+    try:
+        return (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0],
+                conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    except apsw.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def _db_after_subcommand(ctx: click.Context, param: click.Parameter, value) -> None:
+    if value is not None:
+        ctx.find_root().params["db"] = value
+
+
+def db_option() -> click.Option:
+    """`--db PATH` after the subcommand too (`points balance W1 --db p.db`)."""
+    return click.Option(["--db"], type=click.Path(dir_okay=True, path_type=Path), default=None,
+                        expose_value=False, is_eager=True, callback=_db_after_subcommand,
+                        metavar="PATH", help="The points database (same as `points --db PATH`).")
+
+
 class PointsGroup(click.Group):
-    """The `points` group: every subcommand runs under `report_user_errors`."""
+    """The `points` group: every subcommand runs under `report_user_errors`,
+    accepts `--db` after its name, and exits 130 on Ctrl-C."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "db" for p in cmd.params):
+            cmd.params.append(db_option())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        return report_user_errors(super().invoke)(ctx)
+        try:
+            return report_user_errors(super().invoke)(ctx)
+        except KeyboardInterrupt:
+            _interrupted(ctx)
+            raise click.exceptions.Exit(INTERRUPTED) from None
 
 
 # ---------------------------------------------------------------- option types
@@ -175,12 +261,26 @@ def db_path(ctx: click.Context | None = None) -> Path:
     return Path(ctx.find_root().params.get("db") or DEFAULT_DB)
 
 
-def open_db(readonly: bool, path: Path | None = None) -> apsw.Connection:
-    """The database of `--db` (read-only for read commands: never created or changed)."""
+def open_db(readonly: bool, path: Path | None = None, create: bool = False) -> apsw.Connection:
+    """The database of `--db`: read-only for read commands (never created or changed);
+    for writing, an existing points database only (`create`: init and demo), so a
+    typo in --db, an empty file or another program's SQLite file is refused
+    before anything is written."""
     path = path or db_path()
-    if path.is_dir():
-        raise db.DatabaseError(f"{path}: is a directory, not a points database")
-    return db.connect(path, readonly=readonly)
+    conn = db.connect(path, readonly=readonly, create=create)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # for a damage report, and for Ctrl-C: what this command committed
+        opened = ctx.find_root().meta["points.opened"] = {"path": path, "writable": not readonly}
+        if not readonly:
+            opened["heads"] = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()[0],
+                               conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+    return conn
+
+
+def require_member(conn: apsw.Connection, member: str) -> None:
+    """An unknown member (no event, no account) is a finding, not an empty answer."""
+    if not db.member_known(conn, member):
+        raise Finding(f"unknown member {member!r}: no event and no entry names them")
 
 
 # ---------------------------------------------------------------- output

@@ -9,8 +9,10 @@ new entry linked to what it corrects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -94,12 +96,14 @@ CREATE INDEX IF NOT EXISTS postings_lot ON postings(lot) WHERE lot IS NOT NULL;
 CREATE INDEX IF NOT EXISTS postings_expires ON postings(expires) WHERE expires IS NOT NULL;
 """
 
-# Append-only: no UPDATE or DELETE on any journal table, ever.
+# Append-only: no UPDATE or DELETE on any journal table, ever. Written without
+# IF NOT EXISTS: setup compares each trigger's SQL with this text and recreates
+# any that differ, so a same-named trigger with `WHEN 0` cannot survive a write.
 APPEND_ONLY_TRIGGERS = "\n".join(
     f"""
-CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
 """
     for table in JOURNAL_TABLES
@@ -109,38 +113,100 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
 # unless its postings sum to zero per kind, and no posting may be added to an
 # entry that already exists. Zero-sum is thus enforced by the database itself.
 ZERO_SUM_TRIGGERS = """
-CREATE TRIGGER IF NOT EXISTS entries_zero_sum BEFORE INSERT ON entries
+CREATE TRIGGER entries_zero_sum BEFORE INSERT ON entries
 WHEN EXISTS (SELECT 1 FROM postings WHERE entry = NEW.seq
              GROUP BY kind HAVING SUM(amount) != 0)
 BEGIN SELECT RAISE(ABORT, 'entry does not sum to zero per kind'); END;
 
-CREATE TRIGGER IF NOT EXISTS postings_closed_entry BEFORE INSERT ON postings
+CREATE TRIGGER postings_closed_entry BEFORE INSERT ON postings
 WHEN EXISTS (SELECT 1 FROM entries WHERE seq = NEW.entry)
 BEGIN SELECT RAISE(ABORT, 'postings of a written entry cannot change'); END;
 """
+
+TRIGGERS = APPEND_ONLY_TRIGGERS + ZERO_SUM_TRIGGERS
 
 
 class DatabaseError(Exception):
     """Raised when the database file cannot be opened or has an unknown schema."""
 
 
-def connect(path: str | os.PathLike, *, readonly: bool = False) -> apsw.Connection:
-    """Open (and, unless read-only, create) the points database at `path`.
+class MissingDatabase(DatabaseError):
+    """There is no points database at the path (`points init` creates one)."""
 
-    A new file is created readable and writable by its owner only. Read-only
-    connections never create, migrate or write anything.
+
+class ForeignDatabase(DatabaseError):
+    """The file is not a points database (another SQLite file, or not SQLite at all)."""
+
+
+class DamagedDatabase(DatabaseError):
+    """The database's bytes do not decode as a points database."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"database damaged: {detail}")
+
+
+SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def _header(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_MAGIC))
+
+
+def check_file(path: Path, *, empty_ok: bool) -> bool:
+    """Refuse what is not a points database before anything opens it for writing.
+
+    Returns True if the file exists (and is a points database or, with
+    `empty_ok`, a 0-byte file), False if there is no file at all.
+    """
+    if not path.exists():
+        if path.is_symlink():
+            raise DatabaseError(f"{path}: a dangling symbolic link, not a points database")
+        return False
+    if path.is_dir():
+        raise DatabaseError(f"{path}: is a directory, not a points database")
+    if not path.is_file():
+        raise ForeignDatabase(f"{path}: not a regular file, not a points database")
+    if path.stat().st_size == 0:
+        if empty_ok:
+            return True
+        raise ForeignDatabase(f"{path}: empty file, not a points database; create it with points init")
+    if _header(path) != SQLITE_MAGIC:
+        raise ForeignDatabase(f"{path}: not a SQLite file, not a points database")
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        conn.setbusytimeout(60_000)
+        _check_version(conn, path)
+    finally:
+        conn.close()
+    return True
+
+
+def connect(path: str | os.PathLike, *, readonly: bool = False, create: bool = True) -> apsw.Connection:
+    """Open the points database at `path` (and, with `create`, create it if absent).
+
+    A new file is created readable and writable by its owner only, in a folder
+    that must exist (folders are never created). A 0-byte file is initialised
+    only with `create`. A SQLite file without the points tables, or any other
+    file, is refused before anything is written to it. Read-only connections
+    never create, migrate or write anything.
     """
     path = Path(path)
     if readonly:
         if not path.exists():
-            raise DatabaseError(f"{path}: no such database (run `points init` first)")
+            raise MissingDatabase(f"no points database at {path}; create it with points init")
+        check_file(path, empty_ok=False)
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         conn.setbusytimeout(60_000)
         _check_version(conn, path)
         return conn
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    if not check_file(path, empty_ok=create):
+        if not create:
+            raise MissingDatabase(f"no points database at {path}; create it with points init")
+        if not path.parent.is_dir():
+            raise DatabaseError(f"{path.parent}: no such folder; create it first "
+                                "(points does not create folders)")
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         os.close(fd)
     try:
         conn = apsw.Connection(str(path))
@@ -148,35 +214,141 @@ def connect(path: str | os.PathLike, *, readonly: bool = False) -> apsw.Connecti
         raise DatabaseError(f"{path}: cannot open database: {exc}") from None
     conn.setbusytimeout(60_000)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        with transaction(conn):
-            conn.execute(SCHEMA)
-            conn.execute(APPEND_ONLY_TRIGGERS)
-            conn.execute(ZERO_SUM_TRIGGERS)
-            conn.execute(RULESET_SCHEMA)  # the rules sets runs used (ledger.rulesets)
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-    except apsw.NotADBError:
-        raise DatabaseError(f"{path}: not a points database") from None
+        setup(conn)
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        conn.close()
+        raise DamagedDatabase(f"{path}: {exc}") from None
     _check_version(conn, path)
     return conn
 
 
+def setup(conn: apsw.Connection) -> None:
+    """Connection settings, the schema, and the triggers exactly as written above.
+
+    A database that already has all of it is not written to (its bytes stay as
+    they are); a trigger whose SQL differs from ours, or that is missing, is
+    dropped and created again.
+    """
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    with transaction(conn):
+        conn.execute(SCHEMA)
+        conn.execute(RULESET_SCHEMA)  # the rules sets runs used (ledger.rulesets)
+        _restore_triggers(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+
+def _restore_triggers(conn: apsw.Connection) -> None:
+    """Every expected trigger exactly as expected (dropped and created if it differs)."""
+    have = {name: sql for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")}
+    for name, (kind, _table, sql) in expected_schema().items():
+        if kind == "trigger" and _normal(have.get(name)) != sql:
+            conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            conn.execute(_expected_sql()[name])
+
+
 def _check_version(conn: apsw.Connection, path: Path) -> None:
     try:
+        tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            what = "a SQLite database without the points tables" if tables else "an empty SQLite database"
+            raise ForeignDatabase(f"{path}: {what}, not a points database")
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    except (apsw.SQLError, apsw.NotADBError):
-        raise DatabaseError(f"{path}: not a points database") from None
-    if row is None or int(row[0]) != SCHEMA_VERSION:
+    except (apsw.NotADBError, apsw.CorruptError, UnicodeDecodeError) as exc:
+        raise DamagedDatabase(f"{path}: {exc}") from None
+    except apsw.SQLError as exc:
+        raise DamagedDatabase(f"{path}: {exc}") from None
+    if row is None:
+        raise ForeignDatabase(f"{path}: no schema version in its meta table, not a points database")
+    if str(row[0]) != str(SCHEMA_VERSION):
         raise DatabaseError(
-            f"{path}: schema version {row[0] if row else 'missing'}, expected {SCHEMA_VERSION}"
+            f"{path}: schema version {str(row[0])[:20]!r}, expected {SCHEMA_VERSION}"
         )
+
+
+# ---------------------------------------------------------------- the schema, as expected
+
+def _normal(sql: str | None) -> str | None:
+    """SQL without comments, whitespace collapsed: what two schemas are compared by."""
+    if sql is None:
+        return None
+    return " ".join(re.sub(r"--[^\n]*", " ", sql).split())
+
+
+def _create_all(conn: apsw.Connection) -> None:
+    conn.execute(SCHEMA)
+    conn.execute(TRIGGERS)
+    conn.execute(RULESET_SCHEMA)
+
+
+@functools.lru_cache(maxsize=1)
+def _expected_sql() -> dict[str, str]:
+    """name -> the SQL of every table, index and trigger that SCHEMA, TRIGGERS and
+    ledger.rulesets create, as SQLite stores it (read from a fresh in-memory database)."""
+    mem = apsw.Connection(":memory:")
+    try:
+        _create_all(mem)
+        return {name: sql for name, sql in mem.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'")}
+    finally:
+        mem.close()
+
+
+@functools.lru_cache(maxsize=1)
+def expected_schema() -> dict[str, tuple[str, str, str | None]]:
+    """name -> (type, table, normalised SQL) of every expected table, index and trigger."""
+    mem = apsw.Connection(":memory:")
+    try:
+        _create_all(mem)
+        return {name: (kind, table, _normal(sql)) for kind, name, table, sql in mem.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_stat%'")}
+    finally:
+        mem.close()
+
+
+def schema_problems(conn: apsw.Connection) -> list[str]:
+    """Every table, index and trigger that is missing, different or unexpected,
+    compared with the schema this module creates (so new tables are covered)."""
+    want = expected_schema()
+    have = {name: (kind, table, _normal(sql)) for kind, name, table, sql in conn.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE name NOT LIKE 'sqlite_stat%'")}
+    out = []
+    for name in sorted(set(want) | set(have)):
+        w, h = want.get(name), have.get(name)
+        if h is None:
+            out.append(f"schema: {w[0]} {name} is missing")
+        elif w is None:
+            out.append(f"schema: unexpected {h[0]} {name} on {h[1]}")
+        elif h != w:
+            out.append(f"schema: {w[0]} {name} differs from the expected one: {h[2] or '(no SQL)'}"[:300])
+    return out
+
+
+def integrity_problems(conn: apsw.Connection, limit: int = 20) -> list[str]:
+    """SQLite's own `PRAGMA integrity_check` (b-trees, indexes against their tables)."""
+    rows = [str(r[0]) for r in conn.execute(f"PRAGMA integrity_check({int(limit)})")]
+    return [] if rows == ["ok"] else [f"integrity: {r}" for r in rows]
+
+
+def scratch() -> apsw.Connection:
+    """A private on-disk database with the points schema that no process can leave
+    behind: SQLite opens it delete-on-close, which unlinks the file as soon as it
+    is opened, so even a killed process leaves no file (it lives in $TMPDIR)."""
+    conn = apsw.Connection("")
+    conn.execute("PRAGMA foreign_keys=ON")
+    with transaction(conn):
+        _create_all(conn)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    return conn
 
 
 @contextlib.contextmanager
@@ -231,3 +403,12 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def member_known(conn: apsw.Connection, member: str) -> bool:
+    """Has any event or any account of the journal this member?"""
+    for prefix in ("member", "receivable"):  # a range of the postings(account) index
+        if conn.execute("SELECT 1 FROM postings WHERE account >= ? AND account < ? LIMIT 1",
+                        (f"{prefix}:{member}:", f"{prefix}:{member};")).fetchone():
+            return True
+    return conn.execute("SELECT 1 FROM events WHERE member = ? LIMIT 1", (member,)).fetchone() is not None

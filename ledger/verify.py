@@ -114,6 +114,10 @@ def verify(conn: apsw.Connection) -> VerifyReport:
     # A second connection can only share a snapshot the caller is not inside of.
     may_share = conn.getautocommit()
     with db.transaction(conn, immediate=False):  # one snapshot for every pass
+        # SQLite's own b-tree and index check, and the schema (triggers included)
+        # against the one ledger.db creates (reported after the entry problems).
+        for text in db.integrity_problems(conn) + db.schema_problems(conn):
+            bad.add(text)
         (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
         chains: list[ChainState] = []
         n_events = []

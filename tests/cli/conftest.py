@@ -62,7 +62,10 @@ class Points:
 def points(tmp_path, monkeypatch) -> Points:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("POINTS_DB", raising=False)
-    return Points(tmp_path)
+    points = Points(tmp_path)
+    # import and run refuse a missing database: every test starts from `points init`
+    assert points("init").exit_code == 0
+    return points
 
 
 @pytest.fixture

@@ -170,12 +170,21 @@ def test_balance_charge_only_display_name_is_dated(ran):
     assert new["display_names"]["charge_only"] != "ICOCAポイント"
 
 
-def test_balance_unknown_member_is_zero(ran):
-    result = ran("balance", "NOBODY", "--json")
+def test_balance_of_a_member_without_entries_is_zero(ran):
+    # W3 has a booking (4,000 yen: below every threshold) and no entry
+    result = ran("balance", "W3", "--json")
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert data["balances"] == {"basic": 0, "limited": 0, "charge_only": 0}
     assert data["lots"] == [] and data["receivable"] == {}
+
+
+@pytest.mark.parametrize("command", [["balance", "NOBODY"], ["history", "NOBODY"],
+                                     ["explain", "NOBODY", "yearend-2025"]])
+def test_unknown_member_is_a_finding(ran, command):
+    result = ran(*command)
+    assert result.exit_code == 1
+    assert result.output == "error: unknown member 'NOBODY': no event and no entry names them\n"
 
 
 def test_history(ran, snapshot):
@@ -193,8 +202,8 @@ def test_history_json(ran, snapshot):
     assert data == snapshot
 
 
-def test_history_unknown_member(ran):
-    result = ran("history", "NOBODY", "--json")
+def test_history_of_a_member_without_entries(ran):
+    result = ran("history", "W3", "--json")
     assert result.exit_code == 0 and json.loads(result.output)["entries"] == []
 
 
@@ -247,7 +256,7 @@ def test_campaigns(ran, snapshot):
 
 def test_campaigns_expiring_points(ran):
     # yearend-2025 points expire 2027-03-31: within 90 days of a run until 2027-01-15.
-    assert ran("run", "--until", "2027-01-15", "--rules", str(RULES)).exit_code == 0
+    assert ran("run", "--until", "2027-01-15", "--allow-future", "--rules", str(RULES)).exit_code == 0
     data = json.loads(ran("campaigns", "--rules", str(RULES), "--json").output)
     exp = data["campaigns"]["yearend-2025"]["expiring"]
     assert exp["30_days"] == 0 and exp["90_days"] > 0
@@ -283,7 +292,7 @@ def test_verify_detects_tampering(ran):
 @pytest.mark.parametrize("command", [["balance", "W1"], ["history", "W1"], ["verify"],
                                      ["campaigns"], ["export", "--format", "jsonl"]])
 def test_read_commands_do_not_create_a_database(points, command):
-    result = points(*command)
+    result = points(*command, db="other.db")
     assert result.exit_code == 1
-    assert "no such database" in result.output
-    assert not points.db.exists()
+    assert result.output == "error: no points database at other.db; create it with points init\n"
+    assert not (points.folder / "other.db").exists()

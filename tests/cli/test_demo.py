@@ -31,8 +31,11 @@ def test_demo(points, monkeypatch):
         assert name in out
     assert "$ points explain" in out
     assert (points.folder / "demo.db").exists()
+    before = (points.folder / "demo.db").read_bytes()
     again = points.runner.invoke(cli, ["demo", "--db", "demo.db"])
-    assert again.exit_code == 0
+    assert again.exit_code == 1  # a database in use: never the 182 sample events again
+    assert again.output.startswith("error: demo.db: not empty (182 events, ")
+    assert (points.folder / "demo.db").read_bytes() == before
     verify = points.runner.invoke(cli, ["--db", "demo.db", "verify"])
     assert verify.exit_code == 0, verify.output
 

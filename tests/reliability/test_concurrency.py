@@ -60,7 +60,7 @@ def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path
         assert p.returncode == 0, p.stderr
 
     t0 = time.monotonic()
-    procs = {f"run{i}": points(path, "run", "--until", until, "--rules", RULES)
+    procs = {f"run{i}": points(path, "run", "--until", until, "--allow-future", "--rules", RULES)
              for i, until in enumerate([UNTIL, UNTIL, UNTIL, "2026-03-01"])}
     # start the import once the runs are writing
     watch = db.connect(path, readonly=True)
@@ -80,13 +80,13 @@ def test_concurrent_runs_and_an_import_do_not_double_pay_or_lose_events(tmp_path
 
     # The import may have landed after some runs looked at the events: one more run
     # settles what it brought (a late event is a correction, never a second payment).
-    p = subprocess.run([*CLI, "--db", str(path), "run", "--until", UNTIL, "--rules", RULES],
+    p = subprocess.run([*CLI, "--db", str(path), "run", "--until", UNTIL, "--allow-future", "--rules", RULES],
                        cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
 
     # Reference: one process, every event, one run.
     ref = tmp_path / "ref.db"
-    for args in (("init",), ("import", first, late), ("run", "--until", UNTIL, "--rules", RULES)):
+    for args in (("init",), ("import", first, late), ("run", "--until", UNTIL, "--allow-future", "--rules", RULES)):
         q = subprocess.run([*CLI, "--db", str(ref), *map(str, args)], cwd=ROOT, env=ENV,
                            capture_output=True, text=True)
         assert q.returncode == 0, q.stderr
