@@ -7,7 +7,7 @@ from pathlib import Path
 
 import attrs
 
-from points.dsl import ast
+from points.dsl import ast, limits
 from points.dsl.compiler import Plan, compile_campaign
 from points.dsl.errors import Diagnostic, RulesError
 from points.dsl.parser import parse_file
@@ -38,7 +38,9 @@ def file_hash(path: Path) -> str:
 
 
 def rules_files(rules_dir: Path) -> list[Path]:
-    return sorted(p for p in rules_dir.glob("*.rules") if p.is_file())
+    # Not only regular files: a FIFO or a link out of the folder is reported (dsl.limits),
+    # never skipped in silence.
+    return sorted(p for p in rules_dir.glob("*.rules") if not p.is_dir())
 
 
 def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
@@ -49,7 +51,12 @@ def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list,
     for path in paths:
         label = str(path)
         try:
+            if rules_dir is not None:
+                limits.inside(path, rules_dir)
             rules = parse_file(path, label)
+        except limits.FileRefused as exc:
+            diagnostics.append(Diagnostic(label, 1, 1, str(exc)))
+            continue
         except RulesError as exc:
             diagnostics.extend(exc.diagnostics)
             sources.update(exc.sources)

@@ -12,7 +12,7 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from points.dsl import ast
+from points.dsl import ast, limits
 from points.dsl.errors import Diagnostic, RulesError
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -559,12 +559,17 @@ def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
     After an error the broken clause is blanked out (lines kept in place) and the
     file is parsed again, so each further error is a real one, not a consequence
     of the first."""
-    errors: list[Diagnostic] = []
+    errors: list[Diagnostic] = limits.scan_source(source, path)  # before lark sees the text
+    if errors:
+        raise RulesError(errors, {path: source})
     lines = source.split("\n")
     text = source
     while True:
         try:
             tree = _parser().parse(text)
+            too_deep = limits.tree_depth(tree, path)
+            if too_deep is not None:
+                raise RulesError([too_deep], {path: source})
             items = ToAst(path).transform(tree)
         except UnexpectedInput as exc:
             diag = _syntax_diagnostic(path, exc, source)
@@ -593,11 +598,14 @@ def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
 
 
 def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:
-    """Read and parse one .rules file (UTF-8)."""
+    """Read and parse one .rules file (UTF-8; a regular file within dsl.limits)."""
     path = Path(path)
     label = display or str(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        data = limits.read_limited(path, limits.MAX_RULES_BYTES)
+        source = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text
+    except limits.FileRefused as exc:
+        raise RulesError([Diagnostic(label, 1, 1, str(exc))]) from None
     except FileNotFoundError:
         raise RulesError([Diagnostic(label, 1, 1, "no such rules file")]) from None
     except UnicodeDecodeError as exc:

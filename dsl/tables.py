@@ -15,8 +15,10 @@ from pathlib import Path
 import apsw
 import attrs
 
+from points.dsl import limits
+
 IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-INT_RE = re.compile(r"-?\d+")
+INT_RE = re.compile(r"-?[0-9]{1,19}")  # ASCII digits, 64-bit at most (checked below)
 
 
 class TableError(Exception):
@@ -61,8 +63,10 @@ def resolve(rules_dir: Path, relative: str) -> Path:
 def load(name: str, rules_dir: Path, relative: str) -> Table:
     path = resolve(rules_dir, relative)
     try:
-        data = path.read_bytes()
+        data = limits.read_limited(path, limits.MAX_TABLE_BYTES)  # no FIFO, no huge file
         text = data.decode("utf-8-sig")
+    except limits.FileRefused as exc:
+        raise TableError(f"table {relative}: {exc}") from None
     except FileNotFoundError:
         raise TableError(f"no such table file: {relative}") from None
     except UnicodeDecodeError:
@@ -88,7 +92,8 @@ def load(name: str, rules_dir: Path, relative: str) -> Table:
             raise TableError(f"table {relative}:{n}: expected {len(header)} columns, got {len(row)}")
         raw.append([c.strip() for c in row])
     types = tuple(
-        "int" if raw and all(INT_RE.fullmatch(r[i]) for r in raw) else "text" for i in range(len(header))
+        "int" if raw and all(INT_RE.fullmatch(r[i]) and abs(int(r[i])) <= limits.MAX_INT for r in raw)
+        else "text" for i in range(len(header))
     )
     rows = tuple(
         tuple(int(v) if t == "int" else v for v, t in zip(r, types)) for r in raw

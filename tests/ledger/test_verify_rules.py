@@ -261,8 +261,10 @@ def test_first_bad_is_the_lowest_entry_whichever_check_finds_it(forger):
     forger.conn.execute("UPDATE entries SET memo = '{\"x\":1}' WHERE seq = 5")
     report = forger.report()
     assert report.first_bad.startswith("entry 4:"), report.problems
-    assert [p.split(":")[0] for p in report.problems] == ["entry 4", "entry 5", "entry 6"], \
+    # the dropped trigger too, after the entry problems (ledger.db.schema_problems)
+    assert [p.split(":")[0] for p in report.problems] == ["entry 4", "entry 5", "entry 6", "schema"], \
         report.problems
+    assert report.problems[-1] == "schema: trigger entries_no_update is missing"
 
 
 def test_first_bad_is_the_lowest_entry_when_a_hash_breaks_before_a_rule(forger):
