@@ -153,11 +153,12 @@ def _header(path: Path) -> bytes:
         return f.read(len(SQLITE_MAGIC))
 
 
-def check_file(path: Path, *, empty_ok: bool) -> bool:
+def check_file(path: Path, *, empty_ok: bool, tables: bool = True) -> bool:
     """Refuse what is not a points database before anything opens it for writing.
 
     Returns True if the file exists (and is a points database or, with
-    `empty_ok`, a 0-byte file), False if there is no file at all.
+    `empty_ok`, a 0-byte file), False if there is no file at all. `tables`: also
+    open it (read-only) to look for the points tables.
     """
     if not path.exists():
         if path.is_symlink():
@@ -173,6 +174,8 @@ def check_file(path: Path, *, empty_ok: bool) -> bool:
         raise ForeignDatabase(f"{path}: empty file, not a points database; create it with points init")
     if _header(path) != SQLITE_MAGIC:
         raise ForeignDatabase(f"{path}: not a SQLite file, not a points database")
+    if not tables:
+        return True
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         conn.setbusytimeout(60_000)
@@ -195,7 +198,7 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, create: bool = T
     if readonly:
         if not path.exists():
             raise MissingDatabase(f"no points database at {path}; create it with points init")
-        check_file(path, empty_ok=False)
+        check_file(path, empty_ok=False, tables=False)  # the tables: on this connection
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         conn.setbusytimeout(60_000)
         _check_version(conn, path)

@@ -321,7 +321,7 @@ def test_two_connections_report_what_one_does(tmp_path, monkeypatch):
     assert two == one
     assert [p.split(":")[0] for p in one.problems] == [
         "entry 4", "entry 9", "entry 11", "entry 12", "entry 13", "entry 14", "entry 15",
-        "entry 16", "entry 17"], one.problems
+        "entry 16", "entry 17", "schema"], one.problems
 
 
 def test_a_caller_inside_a_transaction_is_verified_on_its_own_connection(tmp_path, monkeypatch):

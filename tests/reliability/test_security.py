@@ -216,6 +216,7 @@ def test_hostile_table_values_and_lookups_bind_as_parameters(tmp_path):
 def test_database_file_is_created_private(tmp_path):
     old = os.umask(0o022)
     try:
+        (tmp_path / "new").mkdir()  # folders are never created (ledger.db.connect)
         conn = db.connect(tmp_path / "new" / "points.db")
         Journal(conn).fund_budget("c", "basic", 10, dt.date(2026, 1, 1))  # creates the WAL
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new").iterdir()}
