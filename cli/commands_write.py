@@ -88,13 +88,15 @@ LATEST_UNTIL = dt.date(2999, 12, 31)
               help="Execute every step dated on or before this day.")
 @click.option("--allow-future", is_flag=True,
               help="Allow an --until after today (Asia/Tokyo): simulations, tests.")
+@click.option("--dry-run", is_flag=True,
+              help="Print what the run would post and change nothing (run on a private copy).")
 @rules_option
 @click.option("--amend", "amend", default=None, metavar="REASON",
               help="Accept changed terms (a rules file or table) of campaigns that have posted "
                    "entries: record an amendment with REASON and post the differences.")
 @json_option
-def run_cmd(until: dt.date, allow_future: bool, rules_dir: Path | None, amend: str | None,
-            as_json: bool) -> None:
+def run_cmd(until: dt.date, allow_future: bool, dry_run: bool, rules_dir: Path | None,
+            amend: str | None, as_json: bool) -> None:
     """Execute every campaign step due on or before --until, exactly once.
 
     Funds budgets, settles awards (lotteries included), posts corrections for
@@ -111,21 +113,39 @@ def run_cmd(until: dt.date, allow_future: bool, rules_dir: Path | None, amend: s
       points run --until 2026-03-31
       points run --until 2028-12-31 --allow-future --rules rules/ --json
       points run --until 2026-03-31 --amend "cap raised to 5,000 (press release 2026-03-02)"
+      points run --until 2026-03-31 --dry-run
 
     An --until after today (Asia/Tokyo) is refused unless --allow-future: a
-    typo (2062 for 2026) would expire every lot due before it.
+    typo (2062 for 2026) would expire every lot due before it. A lottery draw
+    (final: winners are never undrawn) of a period whose events are not known
+    complete (see close-events) refuses the run before anything is written.
+    --dry-run prints the same report and changes nothing.
     """
     from points.engine.workflow import Runner
 
+    from points.engine import guards
+    from points.ledger import db
+
     check_until(until, allow_future)
     rules = load_rules(rules_dir)
-    conn = open_db(readonly=False)
+    if dry_run:  # the real file is only read; the run writes to a copy nobody keeps
+        source = open_db(readonly=True)
+        conn = db.scratch_copy(source)
+        source.close()
+    else:
+        conn = open_db(readonly=False)
+    refused = guards.refusal(conn, rules, until)
+    if refused is not None:
+        raise Finding(refused)
+    late = guards.late_events(conn, rules)
+    provisional = guards.provisional(conn, rules, until)
     if stdout_is_tty() and not as_json:
         with _Progress() as progress:
             report = Runner(conn, rules, until, progress=progress, amend=amend).run()
     else:
         report = Runner(conn, rules, until, amend=amend).run()
     data = run_report_dict(report)
+    data.update(dry_run=dry_run, late_events=late, provisional=provisional)
     if as_json:
         echo_json(data)
     else:
@@ -224,9 +244,54 @@ def render_run_report(data: dict) -> str:
     exp = data["expiries"]
     if exp["entries"]:
         out.append(f"  expiries: {plural(exp['entries'], 'entry', 'entries')}, {pts(exp['points'])} points expired")
+    for late in data.get("late_events", ()):
+        out.append(f"  late: {plural(late['events'], 'event')} of {late['campaign']} period {late['period']} "
+                   f"arrived after {late['outcome']}")
+    for p in data.get("provisional", ()):
+        out.append(f"  provisional: {p['campaign']} period {p['period']} paid from {p['pay']} on events "
+                   f"complete through {p['complete_through'] or 'no day'} (its events run to "
+                   f"{p['events_through']}): later events become corrections")
     if data["entries"] == 0:
         out.append("  nothing to do: every step up to this date was already done")
+    if data.get("dry_run"):
+        out[0] = "dry run (nothing written): " + out[0].replace("new journal entr", "journal entr")
     return "\n".join(out)
 
 
-COMMANDS = (init_cmd, import_cmd, run_cmd)
+@click.command("close-events")
+@click.option("--through", "through", type=DATE, required=True, metavar="DATE",
+              help="Every event up to the end of this day (Asia/Tokyo) is imported.")
+@click.option("--note", default="", metavar="TEXT", help="Why (recorded with the declaration).")
+@json_option
+def close_events_cmd(through: dt.date, note: str, as_json: bool) -> None:
+    """Declare the events complete through a day: the cut-off lottery draws wait for.
+
+    A run refuses to draw a lottery whose period ends after the cut-off. Without
+    a declaration the cut-off is the day of the latest imported event. Each
+    declaration is kept (append-only); the latest one counts, so a mistaken
+    one is corrected by declaring again.
+
+    \b
+    Example:
+      points close-events --through 2026-01-31
+      points close-events --through 2026-01-31 --note "January feed reconciled"
+    """
+    from points.cli.format import today
+    from points.engine import guards
+
+    if through > today():
+        raise Finding(f"--through {through} is after today ({today()}, Asia/Tokyo): "
+                      "events of days to come cannot be complete")
+    conn = open_db(readonly=False)
+    before = guards.cutoff(conn)
+    guards.close_events(conn, through, note)
+    data = {"through": through.isoformat(), "previous": before.day.isoformat() if before.day else None,
+            "previous_source": before.source, "note": note}
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"events declared complete through {through} (before: "
+                   f"{data['previous'] or 'none'}, {before.source})")
+
+
+COMMANDS = (init_cmd, import_cmd, run_cmd, close_events_cmd)

@@ -24,6 +24,8 @@ SCHEMA_VERSION = 1
 
 # Tables whose rows are never changed once written. `verify` checks them all.
 JOURNAL_TABLES = ("events", "entries", "postings")
+# Every table with the append-only triggers.
+APPEND_ONLY_TABLES = JOURNAL_TABLES + ("closings",)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -94,6 +96,16 @@ CREATE INDEX IF NOT EXISTS postings_account ON postings(account, kind);
 -- (entry) lookups use the UNIQUE (entry, idx) index; no separate index needed.
 CREATE INDEX IF NOT EXISTS postings_lot ON postings(lot) WHERE lot IS NOT NULL;
 CREATE INDEX IF NOT EXISTS postings_expires ON postings(expires) WHERE expires IS NOT NULL;
+
+-- The operator's declarations that every event up to a day has been imported
+-- (`points close-events --through DATE`); the latest row is the cut-off that a
+-- run's final steps (lottery draws) wait for. Append-only like the journal.
+CREATE TABLE IF NOT EXISTS closings (
+    seq      INTEGER PRIMARY KEY,
+    through  TEXT NOT NULL,   -- 'YYYY-MM-DD' (Asia/Tokyo)
+    declared TEXT NOT NULL,   -- when, UTC, ISO 8601
+    note     TEXT NOT NULL
+);
 """
 
 # Append-only: no UPDATE or DELETE on any journal table, ever. Written without
@@ -106,7 +118,7 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;
 CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
 """
-    for table in JOURNAL_TABLES
+    for table in APPEND_ONLY_TABLES
 )
 
 # Postings are written before their entry row; the entry row is refused
@@ -340,6 +352,16 @@ def integrity_problems(conn: apsw.Connection, limit: int = 20) -> list[str]:
     """SQLite's own `PRAGMA integrity_check` (b-trees, indexes against their tables)."""
     rows = [str(r[0]) for r in conn.execute(f"PRAGMA integrity_check({int(limit)})")]
     return [] if rows == ["ok"] else [f"integrity: {r}" for r in rows]
+
+
+def scratch_copy(source: apsw.Connection) -> apsw.Connection:
+    """A private copy of `source` (SQLite's backup API) in a delete-on-close file:
+    what a dry run writes to, gone with the process however it ends."""
+    conn = apsw.Connection("")
+    with conn.backup("main", source, "main") as backup:
+        backup.step()  # all pages
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
 
 
 def scratch() -> apsw.Connection:

@@ -74,6 +74,7 @@ class World:
 
 
 def new_world(tmp_path: Path) -> World:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # ledger.db.connect creates no folder
     path = tmp_path / "points.db"
     conn = db.connect(path)
     return World(conn, Journal(conn), path)

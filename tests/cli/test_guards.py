@@ -63,6 +63,7 @@ def test_run_refuses_a_date_after_today_without_allow_future(points, events_file
     _refused(points("run", "--until", future.isoformat(), "--rules", str(RULES)),
              f"--until {future} is after today ({today()}, Asia/Tokyo); pass --allow-future")
     assert points.db.read_bytes() == before
+    assert points("close-events", "--through", "2026-03-31").exit_code == 0  # the wesmo lottery's period
     ok = points("run", "--until", future.isoformat(), "--allow-future", "--rules", str(RULES))
     assert ok.exit_code == 0, ok.output
 
@@ -84,3 +85,72 @@ def test_db_is_accepted_after_the_subcommand(ran):
     before = ran("balance", "W1", "--json")
     assert after.exit_code == 0 and after.output == before.output
     _refused(ran("balance", "W1", "--db", "elsewhere.db", db=None), "no points database at elsewhere.db")
+
+
+# ---------------------------------------------------------------- dry run, cut-off, late events
+
+
+def test_dry_run_prints_what_would_be_posted_and_changes_nothing(points, events_file):
+    assert points("import", events_file).exit_code == 0
+    before = points.db.read_bytes()
+    dry = points("run", "--until", "2026-04-01", "--dry-run", "--rules", str(RULES), "--json")
+    assert dry.exit_code == 0, dry.output
+    assert points.db.read_bytes() == before
+    real = points("run", "--until", "2026-04-01", "--rules", str(RULES), "--json")
+    import json
+
+    would, did = json.loads(dry.output), json.loads(real.output)
+    assert would.pop("dry_run") is True and did.pop("dry_run") is False
+    assert would == did  # the same entries, points, members, draws, reversals, redemptions, expiries
+    assert did["campaigns"]["yearend-2025"]["draws"] == 1 and did["entries"] > 0
+    text = points("run", "--until", "2026-04-01", "--dry-run", "--rules", str(RULES))
+    assert text.output.startswith("dry run (nothing written): run until 2026-04-01")
+
+
+def test_run_before_import_refuses_to_draw_a_lottery_on_no_events(points):
+    before = points.db.read_bytes()
+    _refused(points("run", "--until", "2026-03-01", "--rules", str(RULES)),
+             "run refused: the yearend-2024 lottery prize would be drawn on 2025-02-15 from events "
+             "through 2025-01-06, but no event has been imported yet")
+    assert points.db.read_bytes() == before
+
+
+def test_a_draw_waits_for_the_cut_off_that_close_events_declares(points):
+    # bookings of the yearend-2025 period, the latest on 2025-12-20: its period runs to 2026-01-04
+    write = __import__("tests.cli.conftest", fromlist=["write_jsonl"]).write_jsonl
+    from tests.cli.conftest import EVENTS
+
+    write(points.folder / "early.jsonl", [e for e in EVENTS if e["at"] < "2025-12-05"])
+    assert points("import", "early.jsonl").exit_code == 0
+    before = points.db.read_bytes()
+    _refused(points("run", "--until", "2026-02-05", "--rules", str(RULES)),
+             "but events are complete only through 2025-12-04 (the day of the latest imported event)")
+    assert points.db.read_bytes() == before
+    declared = points("close-events", "--through", "2026-01-04")
+    assert declared.exit_code == 0, declared.output
+    assert declared.output.startswith("events declared complete through 2026-01-04")
+    ran = points("run", "--until", "2026-02-05", "--rules", str(RULES), "--json")
+    assert ran.exit_code == 0, ran.output
+    import json
+
+    assert json.loads(ran.output)["campaigns"]["yearend-2025"]["draws"] == 1
+
+
+def test_close_events_refuses_a_future_day(points):
+    future = today() + dt.timedelta(days=1)
+    _refused(points("close-events", "--through", future.isoformat()), "events of days to come")
+
+
+def test_events_arriving_after_their_period_was_drawn_are_reported(ran):
+    from tests.cli.conftest import write_jsonl
+
+    write_jsonl(ran.folder / "late.jsonl", [
+        {"id": "late1", "type": "ex_booking", "member": "W9", "at": "2025-12-03T10:00:00", "amount": 9000,
+         "service": "ex", "ride_date": "2025-12-28", "segments": ["sanyo"]}])
+    assert ran("import", "late.jsonl").exit_code == 0
+    result = ran("run", "--until", "2026-04-01", "--rules", str(RULES))
+    assert result.exit_code == 0, result.output
+    late = [ln for ln in result.output.splitlines() if ln.startswith("  late:")]
+    assert late == ["  late: 1 event of yearend-2025 period main arrived after its lottery was drawn on "
+                    "2026-02-05: they cannot change who won; a winner's award is recomputed with them "
+                    "(a cancellation is reversed)"], result.output
