@@ -87,7 +87,13 @@ def report_user_errors(func: Callable) -> Callable:
             click.echo(exc.render(), err=True)
             raise click.exceptions.Exit(1) from None
         except _user_errors() as exc:
-            click.echo(f"error: {error_message(exc)}", err=True)
+            message = error_message(exc)
+            if isinstance(exc, apsw.Error) and not isinstance(
+                    exc, (apsw.BusyError, apsw.LockedError, apsw.CorruptError, apsw.NotADBError)):
+                damage = _damage()  # e.g. "malformed JSON" from SQL reading a damaged cell
+                if damage is not None:
+                    message = f"database damaged: {' '.join(damage.split())}"
+            click.echo(f"error: {message}", err=True)
             raise click.exceptions.Exit(1) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -95,7 +101,7 @@ def report_user_errors(func: Callable) -> Callable:
             damage = _damage()
             if damage is None:
                 raise  # not the file: a bug of ours, shown as one
-            click.echo(f"error: database damaged: {damage}", err=True)
+            click.echo(f"error: database damaged: {' '.join(damage.split())}", err=True)
             raise click.exceptions.Exit(1) from exc
 
     return wrapper
@@ -104,11 +110,12 @@ def report_user_errors(func: Callable) -> Callable:
 def _damage() -> str | None:
     """What is wrong with the database this command opened (None: nothing found)."""
     opened = _opened()
-    if opened is None:
+    path = opened["path"] if opened is not None else db_path()  # it may have failed opening
+    if not path.is_file():
         return None
     from points.ledger.damage import diagnose
 
-    return diagnose(opened["path"])
+    return diagnose(path)
 
 
 def _opened() -> dict | None:

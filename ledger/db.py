@@ -230,9 +230,9 @@ def connect(path: str | os.PathLike, *, readonly: bool = False, create: bool = T
     conn.setbusytimeout(60_000)
     try:
         setup(conn)
-    except (apsw.NotADBError, apsw.CorruptError) as exc:
+    except (apsw.NotADBError, apsw.CorruptError, UnicodeDecodeError) as exc:
         conn.close()
-        raise DamagedDatabase(f"{path}: {exc}") from None
+        raise DamagedDatabase(f"{path}: {' '.join(str(exc).split())[:200]}") from None
     _check_version(conn, path)
     return conn
 
@@ -278,10 +278,8 @@ def _check_version(conn: apsw.Connection, path: Path) -> None:
             what = "a SQLite database without the points tables" if tables else "an empty SQLite database"
             raise ForeignDatabase(f"{path}: {what}, not a points database")
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    except (apsw.NotADBError, apsw.CorruptError, UnicodeDecodeError) as exc:
-        raise DamagedDatabase(f"{path}: {exc}") from None
-    except apsw.SQLError as exc:
-        raise DamagedDatabase(f"{path}: {exc}") from None
+    except (apsw.NotADBError, apsw.CorruptError, UnicodeDecodeError, apsw.SQLError) as exc:
+        raise DamagedDatabase(f"{path}: {' '.join(str(exc).split())[:200]}") from None
     if row is None:
         raise ForeignDatabase(f"{path}: no schema version in its meta table, not a points database")
     if str(row[0]) != str(SCHEMA_VERSION):
@@ -351,7 +349,7 @@ def schema_problems(conn: apsw.Connection) -> list[str]:
 def integrity_problems(conn: apsw.Connection, limit: int = 20) -> list[str]:
     """SQLite's own `PRAGMA integrity_check` (b-trees, indexes against their tables)."""
     rows = [str(r[0]) for r in conn.execute(f"PRAGMA integrity_check({int(limit)})")]
-    return [] if rows == ["ok"] else [f"integrity: {r}" for r in rows]
+    return [] if rows == ["ok"] else [f"integrity: {' '.join(r.split())}" for r in rows]
 
 
 def scratch_copy(source: apsw.Connection) -> apsw.Connection:
