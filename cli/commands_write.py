@@ -134,7 +134,7 @@ def run_cmd(until: dt.date, allow_future: bool, dry_run: bool, rules_dir: Path |
         source.close()
     else:
         conn = open_db(readonly=False)
-    refused = guards.refusal(conn, rules, until)
+    refused = guards.refusal(conn, rules, until) or guards.invalid_award(conn, rules, until)
     if refused is not None:
         raise Finding(refused)
     late = guards.late_events(conn, rules)

@@ -18,6 +18,8 @@ import operator
 from fractions import Fraction
 from typing import Any, Callable
 
+from points.dsl.errors import RunError
+
 def to_date(value) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
@@ -85,9 +87,13 @@ def arith_values(op, a, b):
         return whole(a - b)
     if op == "*":
         return whole(a * b)
-    if b == 0:
-        return None
+    if b == 0:  # an error, not "nothing": paying nothing in silence hides a rule's mistake
+        raise DivisionByZero(f"division by zero ({a} / 0)")
     return whole(Fraction(a) / Fraction(b))
+
+
+class DivisionByZero(RunError):
+    """A rule divided by zero for a member (the run names the member and the clause)."""
 
 
 SCALARS: dict[str, Callable] = {

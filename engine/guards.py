@@ -176,3 +176,69 @@ def _count_late(conn, since: int, types: list[str], undo: list[str], end: dt.dat
         (since, json.dumps(types), end.isoformat(), json.dumps(undo), json.dumps(types),
          end.isoformat())).fetchone()
     return n
+
+
+# ---------------------------------------------------------------- awards, before the run writes
+
+MAX_POINTS = 2**63 - 1  # SQLite INTEGER
+
+
+def _may_be_unsafe(node) -> bool:
+    """Does a campaign's text hold arithmetic that can make an award fractional or
+    too big (`/`, `*`, a percentage or fraction)? Without it, awards are sums,
+    counts, caps and literals of 64-bit integers: nothing to validate ahead."""
+    from fractions import Fraction
+
+    from points.dsl import ast
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.BinOp) and n.op in ("/", "*"):
+            return True
+        if isinstance(n, ast.Literal) and isinstance(n.value, Fraction):
+            return True
+        if isinstance(n, (tuple, list)):
+            stack.extend(n)
+        elif attrs.has(type(n)):
+            stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)) if f.name != "span")
+    return False
+
+
+def invalid_award(conn: apsw.Connection, rules: RuleSet, until: dt.date) -> str | None:
+    """The first award a run until `until` could not write (not a whole number, or
+    beyond 64 bits), found by evaluating each period once with the events known
+    now -- before the run writes any entry -- or None.
+
+    Only campaigns with `/`, `*` or percentages are evaluated (see _may_be_unsafe);
+    the run checks every award again as it settles."""
+    from points.dsl.compiler import whole
+    from points.dsl.evaluator import evaluate
+    from points.dsl.runtime import DivisionByZero
+
+    (wm,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    for lc in rules.campaigns:
+        if not _may_be_unsafe(lc.plan.campaign):
+            continue
+        for period, _ in _periods(conn, lc, until):
+            days = [period_pay_date(a.pay, lc.plan, period) for a in lc.plan.awards.values()]
+            if days and all(d is not None and d > until for d in days):
+                continue  # nothing of this period is paid by `until`
+            for env in evaluate(conn, lc.plan, period, until, wm):
+                for award in lc.plan.awards.values():
+                    where = f"{lc.file}: campaign {lc.name}, award {award.name} of member {env.member}"
+                    try:
+                        if not award.when(env):
+                            continue
+                        amount = whole(award.amount(env))
+                    except DivisionByZero as exc:
+                        return f"{where}: {exc}; nothing was written"
+                    if amount is None:
+                        continue
+                    if not isinstance(amount, int):
+                        return (f"{where} is {float(amount):g} points, not a whole number: round it with "
+                                "floor(), ceil(), trunc() or round(); nothing was written")
+                    if abs(amount) > MAX_POINTS:
+                        return (f"{where} is {amount:,} points, beyond the 64-bit range "
+                                f"({MAX_POINTS:,}); nothing was written")
+    return None

@@ -23,6 +23,7 @@ import attrs
 from points.dsl import ast
 from points.dsl.compiler import AwardPlan, MemberEnv, whole
 from points.dsl.errors import RunError
+from points.dsl.runtime import DivisionByZero
 from points.dsl.evaluator import evaluate, source_events
 from points.dsl.loader import LoadedCampaign
 from points.engine.calendar import Checkpoint, expiry_date, member_pay_date, period_pay_date, relevant_members
@@ -177,9 +178,12 @@ class Checkpointer:
         return d is not None and d <= self.cp.day
 
     def target(self, award: AwardPlan, env: MemberEnv) -> int:
-        if not award.when(env):
-            return 0
-        amount = whole(award.amount(env))
+        try:
+            if not award.when(env):
+                return 0
+            amount = whole(award.amount(env))
+        except DivisionByZero as exc:
+            raise RunError(f"{self.lc.file}: award {award.name} of member {env.member}: {exc}") from None
         if amount is None:
             return 0
         if not isinstance(amount, int):
