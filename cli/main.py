@@ -50,5 +50,17 @@ for _module in (commands_write, commands_read, commands_report, commands_reports
         cli.add_command(_command)
 
 
+def main() -> None:
+    """The console script: `cli`, with a Ctrl-C outside any command (while starting or
+    exiting) also exit 130 and one line, instead of Python's traceback."""
+    try:
+        cli()
+    except KeyboardInterrupt:
+        try:
+            click.echo("interrupted: nothing was written", err=True)
+        finally:
+            raise SystemExit(130) from None
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m points.cli.main`
-    cli()
+    main()

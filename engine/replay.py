@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -61,7 +63,8 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
     (out.pending,) = conn.execute("SELECT COUNT(*) FROM entries WHERE seq > ?", (sealed,)).fetchone()
     if not marks:
         return out
-    with tempfile.TemporaryDirectory(prefix="points-verify-") as tmp:
+    _sweep_scratch()
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         loaded: dict[str, object] = {}
         plans = []
         for m in marks:
@@ -71,7 +74,9 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
             plans.append((m, _rules_of(conn, m, rules_dir, Path(tmp), loaded, out.problems)))
         if out.problems:
             return out
-        scratch = db.connect(Path(tmp) / "replay.db")
+        # Delete-on-close (ledger.db.scratch): the replayed journal, the big part, is never
+        # left in $TMPDIR, even by a killed verify (the small rules folders: _sweep_scratch).
+        scratch = db.scratch()
         try:
             copied = 0
             original = Journal(conn)
@@ -90,6 +95,29 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
         finally:
             scratch.close()
     return out
+
+
+SCRATCH_PREFIX = "points-verify-"
+
+
+def _sweep_scratch() -> None:
+    """Remove the rules folders that a killed verify (SIGKILL: no cleanup ran) left in
+    $TMPDIR: those named after a process that no longer exists."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process
+    return True
 
 
 def _rules_of(conn, m, rules_dir, tmp: Path, loaded: dict, problems: list):
