@@ -107,7 +107,7 @@ def scan_source(source: str, path: str) -> list[Diagnostic]:
                     j += 1
                 digits = line[i:j].replace("_", "")
                 if len(digits) > 19 or int(digits) > MAX_INT:
-                    shown = digits if len(digits) <= 30 else f"{digits[:12]}...({len(digits):,} digits)"
+                    shown = digits if len(digits) <= 60 else f"{digits[:12]}...({len(digits):,} digits)"
                     out.append(Diagnostic(path, lineno, i + 1,
                                           f"integer {shown} is too large: at most {MAX_INT:_} "
                                           "(points and yen are 64-bit integers)"))
