@@ -252,7 +252,7 @@ def setup(conn: apsw.Connection) -> None:
     with transaction(conn):
         conn.execute(SCHEMA)
         conn.execute(RULESET_SCHEMA)  # the rules sets runs used (ledger.rulesets)
-        _restore_triggers(conn)
+        restore_triggers(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             conn.execute(
@@ -261,7 +261,7 @@ def setup(conn: apsw.Connection) -> None:
             )
 
 
-def _restore_triggers(conn: apsw.Connection) -> None:
+def restore_triggers(conn: apsw.Connection) -> None:
     """Every expected trigger exactly as expected (dropped and created if it differs)."""
     have = {name: sql for name, sql in conn.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")}

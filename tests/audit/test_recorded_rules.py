@@ -59,6 +59,7 @@ def delete_after(path: Path, seq: int) -> None:
     conn.execute("DELETE FROM postings WHERE entry > ?", (seq,))
     conn.execute("DELETE FROM entries WHERE seq > ?", (seq,))
     conn.close()
+    db.connect(path).close()  # and put the triggers back (verify's schema check would see them gone)
 
 
 @pytest.fixture

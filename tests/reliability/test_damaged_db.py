@@ -78,7 +78,7 @@ def test_a_damaged_text_cell_is_reported_as_damage_not_a_traceback(demo_db, tmp_
     for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         raw.execute(f'DROP TRIGGER "{name}"')
     raw.execute("UPDATE entries SET memo = CAST(x'7b22ff' AS TEXT)")  # not UTF-8, not JSON
-    raw.execute(db.TRIGGERS)  # the schema as expected: only the cells are damaged
+    db.restore_triggers(raw)  # the schema as expected: only the cells are damaged
     raw.close()
     before = path.read_bytes()
     runner = CliRunner()

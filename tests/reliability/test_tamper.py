@@ -50,7 +50,7 @@ def tampered(built, tmp_path, *sql_and_params):
             sql, params = item if isinstance(item, tuple) else (item, ())
             raw.execute(sql, params)
         assert raw.changes() >= 1 or "DELETE" in sql or "INSERT" in sql
-    raw.execute(db.TRIGGERS)  # put back as they were: verify's schema check would see them gone
+    db.restore_triggers(raw)  # put back as they were: verify's schema check would see them gone
     raw.close()
     return path
 
