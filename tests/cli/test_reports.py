@@ -306,7 +306,7 @@ def test_missing_database_is_a_clear_error(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["--db", "nope.db", *args])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.startswith("error: nope.db: no such database")
+    assert result.output.startswith("error: no points database at nope.db; create it with points init")
     assert not (tmp_path / "nope.db").exists() and not (tmp_path / "x.html").exists()
 
 
