@@ -25,9 +25,6 @@ OVERSIZE_ALLOWED: dict[str, str] = {
     # The event field contract: one table of per-type fields and their checks, read top
     # to bottom; issue 13 (event declarations in *.events files) is reshaping it now.
     "points.ledger.event_schema": "issue 13: the contract moves to *.events declarations",
-    # The Lark transformer to frozen AST nodes, one method per grammar rule; issue 11
-    # item 4 and issue 13 (rules language) are splitting the language modules now.
-    "points.dsl.parser": "issue 11 item 4 / issue 13: language modules being split",
 }
 
 # Cycles that exist only through `if TYPE_CHECKING:` imports (no import-time cycle),
