@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl.foreign import FUNCTIONS, not_in_language
 from points.dsl.check_common import (
     ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, table_type, unify,
 )
@@ -40,7 +41,11 @@ class CallChecker:
     def call(self, n: ast.Call, ctx: Ctx) -> str:
         f = n.func
         if f not in sym.AGGREGATES and f not in sym.SCALAR_FUNCTIONS:
+            said = not_in_language(f + "()", {f"{k}()": v for k, v in FUNCTIONS.items()})
             best = closest(f, ALL_FUNCTIONS)
+            if said:
+                self.s.err(n.span, said, FUNCTION_HINT)
+                return sym.ANY
             self.s.err(n.span, f"unknown function {f}", (f"did you mean {best}? " if best else "") + FUNCTION_HINT)
             for a in n.args:
                 if not isinstance(a, ast.Filtered):

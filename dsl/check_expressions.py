@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl import foreign
 from points.dsl.check_calls import CallChecker
 from points.dsl.check_common import (
     ORDERED_OPS, Ctx, Scope, closest, did_you_mean, event_blocker, is_sql_group, table_type, unify,
@@ -191,6 +192,8 @@ class ExpressionChecker:
                 return sym.ANY
             etype = ctx.stream.event_type if ctx.stream else "this event"
             choices = list(ctx.fields) + list(self.s.values)
+            if foreign.foreign_name(self.s, n):
+                return sym.ANY
             best = closest(name, choices)
             self.s.err(n.span, f"unknown name {name}: not a field of {etype}",
                      (f"did you mean {best}? " if best else "")
@@ -228,6 +231,8 @@ class ExpressionChecker:
                      f"use an aggregate, e.g. sum({stream}.{name}) or first({stream}.{name})")
             return sym.ANY
         choices = list(self.s.values) + list(self.s.awards)
+        if foreign.foreign_name(self.s, n):
+            return sym.ANY
         self.s.err(n.span, f"unknown name {name}",
                  did_you_mean(name, choices) if choices else "declare it with `value NAME = ...`")
         return sym.ANY
@@ -260,6 +265,10 @@ class ExpressionChecker:
         return sym.ANY
 
     def binop(self, n: ast.BinOp, ctx: Ctx) -> str:
+        if n.op == "-" and foreign.dashed(self.s, n, ctx):
+            if isinstance(n.left, ast.BinOp):  # what stands before the dashed name
+                self.expr(n.left.left, ctx)
+            return sym.ANY
         a, b = self.expr(n.left, ctx), self.expr(n.right, ctx)
         if n.op in ("and", "or"):
             self.need_bool(n.left, a, f"each side of `{n.op}`")

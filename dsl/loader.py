@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import attrs
@@ -10,7 +11,7 @@ import attrs
 from points.dsl import ast, limits
 from points.dsl.compiler import Plan, compile_campaign
 from points.dsl.errors import Diagnostic, RulesError
-from points.dsl.parser import parse_file
+from points.dsl.parser import parse_recovering, read_source
 
 
 @attrs.frozen
@@ -53,21 +54,32 @@ def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list,
         try:
             if rules_dir is not None:
                 limits.inside(path, rules_dir)
-            rules = parse_file(path, label)
+            source = read_source(path, label)
         except limits.FileRefused as exc:
             diagnostics.append(Diagnostic(label, 1, 1, str(exc)))
             continue
         except RulesError as exc:
             diagnostics.extend(exc.diagnostics)
-            sources.update(exc.sources)
             continue
-        sources[label] = rules.source
+        sources[label] = source
+        rules, syntax, skipped = parse_recovering(source, label)
+        if syntax:
+            diagnostics.extend(syntax)
+            if rules is not None:  # the rest of the file parsed: its own errors too
+                found, _ = checker.check(rules, rules_dir or path.parent)
+                diagnostics.extend(d for d in found if not _mentions(d, skipped))
+            continue
         found, tables = checker.check(rules, rules_dir or path.parent)
         diagnostics.extend(found)
         parsed.append((path, rules, tables))
     if parsed:
         diagnostics.extend(checker.check_many([r for _, r, _ in parsed], rules_dir or paths[0].parent))
     return parsed, diagnostics, sources
+
+
+def _mentions(d: Diagnostic, names) -> bool:
+    """Whether a diagnostic names one of these (declared by a clause skipped as broken)."""
+    return any(re.search(rf"\b{re.escape(n)}\b", d.message) for n in names)
 
 
 def load_rules(rules_dir: str | Path) -> RuleSet:

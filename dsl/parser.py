@@ -6,6 +6,7 @@ import functools
 import re
 from pathlib import Path
 
+import attrs
 import lark
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -198,7 +199,10 @@ def _syntax_diagnostic(path: str, exc: UnexpectedInput, source: str) -> Diagnost
     if not isinstance(line, int) or line < 1:
         lines = source.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
-    if label is not None:
+    plain = _foreign_syntax(exc)
+    if plain is not None:
+        message, hint = plain
+    elif label is not None:
         message = f"{label.__doc__} ({found})"
         hint = label.hint
     else:
@@ -207,19 +211,52 @@ def _syntax_diagnostic(path: str, exc: UnexpectedInput, source: str) -> Diagnost
     return Diagnostic(path, line, column or 1, message, hint)
 
 
+# Characters and tokens of other languages: what to write instead.
+_FOREIGN_CHARACTERS = {
+    "&": ("`&&` is not part of the rules language", "write `and`"),
+    "|": ("`||` is not part of the rules language", "write `or`"),
+    "!": ("`!` is not part of the rules language", "write `not x` (and `!=` for not equal)"),
+    "'": ("text is written in double quotes", 'e.g. `product != "EX旅パック"`'),
+    ";": ("`;` is not part of the rules language", "each clause starts with its keyword; no separator"),
+    "{": ("braces are not part of the rules language", "clauses follow each other; group with ( )"),
+}
+_FOREIGN_TOKENS = {
+    "=": ("`=` gives a name its value; to compare write `==`", "e.g. `when spend == 5_000`"),
+    "/": (None, "a comment starts with `#`"),
+}
+
+
+def _foreign_syntax(exc: UnexpectedInput) -> tuple[str, str] | None:
+    if isinstance(exc, UnexpectedCharacters):
+        return _FOREIGN_CHARACTERS.get(exc.char)
+    token = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedToken) and token is not None and str(token) in _FOREIGN_TOKENS:
+        message, hint = _FOREIGN_TOKENS[str(token)]
+        return (message or f"syntax error: unexpected `{token}`"), hint
+    return None
+
+
 # A clause keyword at the start of a line: where parsing resumes after a syntax error.
 _CLAUSE_START = re.compile(
     r"[ \t]*(campaign|kind|document|window|budget|entry|every|pay|table|stream|value|award|mission)\b")
 _TOP_START = re.compile(r"[ \t]*(campaign|kind)\b")
 
 
-def _skip_broken_clause(lines: list[str], line: int, column: int) -> bool:
+def _after_keyword(text: str, column: int) -> bool:
+    """Whether (1-based) `column` is the word right after a clause keyword at the start of
+    the line: keywords are not reserved, so `stream` after an unfinished `amount >` was
+    read as a name, and the error shows at the next word."""
+    return bool(re.fullmatch(_CLAUSE_START.pattern + r"[ \t]+", text[:column - 1]))
+
+
+def _skip_broken_clause(lines: list[str], line: int, column: int, keyword_read_as_name: bool = False) -> bool:
     """Blank the clause holding the error at (line, column) (1-based), keeping every line
     in place so that later errors keep their positions. False if nothing changed."""
     i = max(0, min(line, len(lines)) - 1)
     starts = [n for n, text in enumerate(lines) if _CLAUSE_START.match(text)]
-    at_clause_start = (i in starts and i < len(lines)
-                       and column <= len(lines[i]) - len(lines[i].lstrip()) + 1)
+    at_clause_start = i in starts and i < len(lines) and (
+        column <= len(lines[i]) - len(lines[i].lstrip()) + 1
+        or (keyword_read_as_name and _after_keyword(lines[i], column)))
     if at_clause_start:
         # The error is the first word of a clause: the clause before it is unfinished.
         before = [n for n in starts if n < i]
@@ -243,16 +280,23 @@ def _skip_broken_clause(lines: list[str], line: int, column: int) -> bool:
     return changed
 
 
-def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
-    """Parse rules text into an AST; raises RulesError with every syntax error found.
+# The names a blanked clause declared: a later error about one of them is a consequence
+# of the syntax error, not an error of its own.
+_DECLARES = re.compile(r"^\s*(?:stream|value|award|mission|table)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
-    After an error the broken clause is blanked out (lines kept in place) and the
-    file is parsed again, so each further error is a real one, not a consequence
-    of the first."""
+
+def parse_recovering(source: str, path: str = "<rules>") -> tuple[ast.RulesFile | None, list[Diagnostic], frozenset]:
+    """Parse rules text: (the file, every syntax error, names declared by skipped clauses).
+
+    After a syntax error the broken clause is blanked out (lines kept in place) and the
+    file is parsed again, so each further error is a real one, not a consequence of the
+    first; when the rest parses, the file is returned without the broken clauses, so
+    that its semantic errors can be reported too (`dsl.loader.check_files`)."""
     errors: list[Diagnostic] = limits.scan_source(source, path)  # before lark sees the text
     if errors:
-        raise RulesError(errors, {path: source})
+        return None, errors, frozenset()
     lines = source.split("\n")
+    original = list(lines)
     text = source
     while True:
         try:
@@ -263,6 +307,9 @@ def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
             items = ToAst(path).transform(tree)
         except UnexpectedInput as exc:
             diag = _syntax_diagnostic(path, exc, source)
+            # `amount >` then `stream ok`: `stream` was read as a name, the error is at `ok`
+            token = getattr(exc, "token", None)
+            read_as_name = isinstance(exc, UnexpectedToken) and token is not None and token.type == "NAME"
         except VisitError as exc:
             orig = exc.orig_exc
             if not isinstance(orig, InvalidLiteral):
@@ -270,30 +317,42 @@ def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
             tok = orig.token
             diag = Diagnostic(path, tok.line, tok.column, orig.message,
                               end_column=tok.end_column if tok.end_line == tok.line else None)
+            read_as_name = False
         except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
             errors.append(Diagnostic(path, 1, 1, f"syntax error: {exc}"))
-            break
+            return None, errors, frozenset()
         else:
-            if not errors:
-                kinds = tuple(i for i in items if isinstance(i, ast.KindDecl))
-                campaigns = tuple(i for i in items if isinstance(i, ast.Campaign))
-                return ast.RulesFile(path, source, kinds, campaigns)
-            break
+            kinds = tuple(i for i in items if isinstance(i, ast.KindDecl))
+            campaigns = tuple(i for i in items if isinstance(i, ast.Campaign))
+            blanked = frozenset(m.group(1) for old, new in zip(original, lines)
+                                if old != new and (m := _DECLARES.match(old)))
+            return ast.RulesFile(path, source, kinds, campaigns), errors, blanked
+        if read_as_name and 1 <= diag.line <= len(lines) and _after_keyword(lines[diag.line - 1], diag.column) \
+                and not diag.hint:
+            word = lines[diag.line - 1].split()[0]
+            diag = attrs.evolve(diag, hint=f"is the clause before it unfinished? `{word}` was read as part of "
+                                           "its expression")
         if diag not in errors:
             errors.append(diag)
-        if len(errors) >= MAX_SYNTAX_ERRORS or not _skip_broken_clause(lines, diag.line, diag.column):
-            break
+        if len(errors) >= MAX_SYNTAX_ERRORS or not _skip_broken_clause(lines, diag.line, diag.column, read_as_name):
+            return None, errors, frozenset()
         text = "\n".join(lines)
-    raise RulesError(errors, {path: source})
 
 
-def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:
-    """Read and parse one .rules file (UTF-8; a regular file within dsl.limits)."""
-    path = Path(path)
-    label = display or str(path)
+def parse(source: str, path: str = "<rules>") -> ast.RulesFile:
+    """Parse rules text into an AST; raises RulesError with every syntax error found."""
+    rules, errors, _ = parse_recovering(source, path)
+    if errors:
+        raise RulesError(errors, {path: source})
+    return rules
+
+
+def read_source(path: str | Path, label: str) -> str:
+    """A .rules file's text (UTF-8; a regular file within dsl.limits); RulesError if it
+    cannot be read."""
     try:
-        data = limits.read_limited(path, limits.MAX_RULES_BYTES)
-        source = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text
+        data = limits.read_limited(Path(path), limits.MAX_RULES_BYTES)
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text
     except limits.FileRefused as exc:
         raise RulesError([Diagnostic(label, 1, 1, str(exc))]) from None
     except FileNotFoundError:
@@ -302,4 +361,9 @@ def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:
         raise RulesError([Diagnostic(label, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     except OSError as exc:
         raise RulesError([Diagnostic(label, 1, 1, f"cannot read: {exc.strerror}")]) from None
-    return parse(source, label)
+
+
+def parse_file(path: str | Path, display: str | None = None) -> ast.RulesFile:
+    """Read and parse one .rules file (UTF-8)."""
+    label = display or str(path)
+    return parse(read_source(path, label), label)
