@@ -303,7 +303,7 @@ def parse_recovering(source: str, path: str = "<rules>") -> tuple[ast.RulesFile 
             tree = _parser().parse(text)
             too_deep = limits.tree_depth(tree, path)
             if too_deep is not None:
-                raise RulesError([too_deep], {path: source})
+                return None, errors + [too_deep], frozenset()
             items = ToAst(path).transform(tree)
         except UnexpectedInput as exc:
             diag = _syntax_diagnostic(path, exc, source)

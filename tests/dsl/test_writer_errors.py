@@ -18,7 +18,7 @@ HEAD = 'campaign c "t"\n  window 2026-01-01 .. 2026-01-31\n'
 def check_text(tmp_path, text: str):
     path = tmp_path / "c.rules"
     path.write_text(text, encoding="utf-8")
-    _, found, _ = check_files([path], RULES)
+    _, found, _ = check_files([path], tmp_path)
     return [(d.line, d.message) for d in found if d.is_error]
 
 
