@@ -59,6 +59,7 @@ def audit(conn, rules_dir: Path | None = None, expect_head: str | None = None,
             **counts, "rules_files": n_files, "rules_sets": n_sets,
             "runs_replayed": len(derived.runs) if not derived.problems or derived.rederived else 0,
             "entries_rederived": derived.rederived, "entries_pending": derived.pending,
+            "pending_rederived": derived.pending_rederived,
         },
         "runs": derived.runs,
         "head": head,
@@ -126,8 +127,10 @@ def render(data: dict) -> str:
         f"{c['events']:,} events in the events chain, {c['rules_files']:,} stored rules files",
         f"re-derived: {c['runs_replayed']:,} runs replayed with their recorded rules, "
         f"{c['entries_rederived']:,} entries re-derived"
-        + (f", {c['entries_pending']:,} after the last run (a run going on or interrupted: "
-           "not re-derived)" if c["entries_pending"] else ""),
+        + (f", {c['entries_pending']:,} of them after the last run (a run going on or "
+           "interrupted; re-derived as far as it went)" if c["entries_pending"] and c["pending_rederived"]
+           else f", {c['entries_pending']:,} after the last run (a run going on or interrupted, "
+           "started before runs were recorded: not re-derived)" if c["entries_pending"] else ""),
     ]
     for r in data["runs"]:
         rules = (f"rules set {r['ruleset']} ({len(r['files'])} files)" if r.get("ruleset")

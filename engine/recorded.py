@@ -130,13 +130,16 @@ def start(runner, amend, check: bool) -> tuple[dict, dict[str, str]]:
     snap = runner.snapshot
     files = snap.files
     digest = rulesets.record(conn, snap)
+    (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()
+    conn.execute("INSERT INTO run_starts(head, until, watermark, ruleset) VALUES (?, ?, ?, ?)",
+                 (head, runner.until.isoformat(), runner.wm, digest))
     extra = {"ruleset": digest, "files": files, "campaigns": campaign_terms(rules, files)}
     tags: dict[str, str] = {}
     amendment = None
     if amend is not None and not isinstance(amend, str):  # a replay: the entry as recorded
-        amendment = runner.journal.append([NewEntry(
+        amendment = runner.journal.entry_by_key(amend.key) or runner.journal.append([NewEntry(
             key=amend.key, effective=amend.effective, postings=(), recorded=amend.recorded,
-            step="amend", memo=amend.memo)])[0]
+            step="amend", memo=amend.memo)])[0]  # (already there: an interrupted run wrote it)
         seq, memo = amendment.seq, amend.memo
     elif check:
         changes = changed_terms(conn, rules, files)
@@ -152,7 +155,6 @@ def start(runner, amend, check: bool) -> tuple[dict, dict[str, str]]:
             memo = {"reason": amend.strip() or "(no reason given)", "by": _who(),
                     "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "ruleset": digest, "changes": changes}
-            (head,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()
             entry = runner.journal.append([NewEntry(
                 key=f"amend:{head + 1}", effective=runner.until, postings=(),
                 recorded=runner.recorded, step="amend", memo=memo)])[0]

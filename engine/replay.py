@@ -11,9 +11,13 @@ same entries, bit for bit: same keys, same postings, same hashes. No rules folde
 is needed. A marker written before rules sets were recorded names only its rules
 files' hashes: such a run is replayed with the given folder if those match.
 
-Entries after the last marker belong to a run that is still going or was
-interrupted (its next `points run` resumes it and writes the marker): they are
-counted as pending, not re-derived, and are no finding.
+Every start of a run is recorded too (`run_starts`: the journal's head, the date,
+the watermark and the rules set). A run that was interrupted and then resumed by a
+different run (another date, or after more events were imported) is replayed with
+its own parameters exactly as far as it went -- up to the entry where the next run
+started -- then the next run. Entries after the last marker belong to a run that is
+still going or was interrupted (its next `points run` resumes it and writes the
+marker): they are re-derived the same way, as far as they go, and are no finding.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Rederivation:
     runs: list[dict] = attrs.field(factory=list)   # per run: seq, until, watermark, ruleset...
     rederived: int = 0     # entries compared with their re-derivation
     pending: int = 0       # entries after the last run marker (a run going on or interrupted)
+    pending_rederived: bool = False  # those re-derived too (their run's start was recorded)
     differing: int = 0     # entries whose content differs from their re-derivation
 
 
@@ -60,18 +65,30 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
     marks = run_markers(conn)
     (total,) = conn.execute("SELECT COUNT(*) FROM entries").fetchone()
     sealed = marks[-1].seq if marks else 0
-    (out.pending,) = conn.execute("SELECT COUNT(*) FROM entries WHERE seq > ?", (sealed,)).fetchone()
-    if not marks:
+    (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()
+    out.pending = last - sealed
+    starts = _run_starts(conn)
+    gone = [a["head"] for a in starts if a["head"] > last]
+    if gone:
+        out.problems.append(f"a run started after entry {max(gone)} but the journal ends at entry "
+                            f"{last}: entries were removed")
+        return out
+    steps = _steps(conn, marks, starts, last)
+    upto = max([sealed] + [s["stop"] for s in steps if s["stop"] is not None])
+    if not steps:
         return out
     _sweep_scratch()
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         loaded: dict[str, object] = {}
-        plans = []
         for m in marks:
             out.runs.append({"entry": m.seq, "until": m.until.isoformat(), "watermark": m.watermark,
                              "ruleset": m.ruleset, "files": dict(m.files or m.rules),
                              "amendment": m.amendment})
-            plans.append((m, _rules_of(conn, m, rules_dir, Path(tmp), loaded, out.problems)))
+        for step in steps:
+            m = step["marker"]
+            step["rules"] = (_rules_of(conn, m, rules_dir, Path(tmp), loaded, out.problems) if m
+                             else _set_rules(conn, step["label"], step["ruleset"], Path(tmp), loaded,
+                                             out.problems))
         if out.problems:
             return out
         # Delete-on-close (ledger.db.scratch): the replayed journal, the big part, is never
@@ -80,18 +97,32 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
         try:
             copied = 0
             original = Journal(conn)
-            for m, rules in plans:
-                wm = m.watermark
+            for step in steps:
                 rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
-                                    " ORDER BY seq", (copied, wm))
+                                    " ORDER BY seq", (copied, step["watermark"]))
                 with db.transaction(scratch):
                     scratch.executemany(
                         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
-                copied = max(copied, wm)
-                amend = original.entry(m.amendment) if m.amendment else None
-                Runner(scratch, rules, m.until, amend=amend,
-                       check_terms=False).run()
-            compare(conn, scratch, sealed, out)
+                copied = max(copied, step["watermark"])
+                amend = original.entry(step["amendment"]) if step["amendment"] else None
+                runner = Runner(scratch, step["rules"], step["until"], amend=amend, check_terms=False)
+                if step["stop"] is None:
+                    runner.run()
+                    continue
+                # An interrupted run: replayed exactly as far as it went -- its next write
+                # past the entry where the run after it started is refused, as the crash did.
+                scratch.execute(f"CREATE TEMP TRIGGER replay_stop BEFORE INSERT ON main.entries "
+                                f"WHEN NEW.seq > {int(step['stop'])} "
+                                f"BEGIN SELECT RAISE(ABORT, '{STOP}'); END")
+                try:
+                    runner.run()
+                except Exception as exc:  # noqa: BLE001 -- only our own stop is expected
+                    if STOP not in str(exc):
+                        raise
+                # (the journal keeps a balance cache only when its own commit succeeds)
+                scratch.execute("DROP TRIGGER temp.replay_stop")
+            compare(conn, scratch, upto, out)
+            out.pending_rederived = upto > sealed
         finally:
             scratch.close()
     return out
@@ -131,17 +162,7 @@ def _rules_of(conn, m, rules_dir, tmp: Path, loaded: dict, problems: list):
     if rulesets.set_digest(dict(m.files)) != digest:
         problems.append(f"entry {seq}: the run marker's file list does not match its rules set hash")
         return None
-    try:
-        folder = rulesets.materialize(conn, digest, tmp / digest[:16])
-        loaded[digest] = rules = load_rules(folder)
-    except rulesets.RuleSetError as exc:
-        problems.append(f"entry {seq}: {exc}")
-        return None
-    except RulesError as exc:
-        problems.append(f"entry {seq}: the recorded rules set {digest[:16]}… does not load: "
-                        f"{exc.diagnostics[0].message}")
-        return None
-    return rules
+    return _set_rules(conn, f"entry {seq}", digest, tmp, loaded, problems)
 
 
 def _legacy_rules(m, rules_dir, loaded: dict, problems: list):

@@ -37,6 +37,16 @@ CREATE TABLE IF NOT EXISTS rule_sets (
     hash  TEXT PRIMARY KEY,       -- sha256 of `files`
     files TEXT NOT NULL           -- canonical JSON {"relative/path": "sha256", ...}
 );
+-- Every start of a run (engine.recorded): what it was asked to do and the journal's
+-- last entry when it started, so that verify can replay a run that was interrupted
+-- and resumed by a different run exactly as far as it went.
+CREATE TABLE IF NOT EXISTS run_starts (
+    id        INTEGER PRIMARY KEY,
+    head      INTEGER NOT NULL,   -- the journal's last seq when the run started
+    until     TEXT NOT NULL,
+    watermark INTEGER NOT NULL,
+    ruleset   TEXT NOT NULL
+);
 """ + "\n".join(
     f"""
 CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
@@ -44,7 +54,7 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
 """
-    for table in ("rule_files", "rule_sets"))
+    for table in ("rule_files", "rule_sets", "run_starts"))
 
 
 class RuleSetError(LedgerError):

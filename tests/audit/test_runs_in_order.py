@@ -58,6 +58,9 @@ def test_a_crash_before_its_resume_is_pending_not_a_finding(tmp_path, monkeypatc
     assert between["ok"], between["problems"]
     assert between["checked"]["entries_pending"] == between["entries"] > 0
     assert between["checked"]["runs_replayed"] == 0
+    # the interrupted run is re-derived as far as it went
+    assert between["checked"]["pending_rederived"] is True
+    assert between["checked"]["entries_rederived"] == between["entries"]
 
     Runner(conn, rules, until).run()  # the resume
     after = audit(conn)
@@ -88,3 +91,68 @@ def test_two_concurrent_runs_with_different_dates_verify(tmp_path):
     data = json.loads(verify.stdout)
     assert data["checked"]["runs_replayed"] == 3
     assert data["checked"]["entries_rederived"] == data["entries"]
+
+
+def crash_at(monkeypatch, n: int):
+    real_run, calls = settlement.Checkpointer.run, []
+
+    def dies(self):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_run(self)
+
+    monkeypatch.setattr(settlement.Checkpointer, "run", dies)
+    return lambda: monkeypatch.setattr(settlement.Checkpointer, "run", real_run)
+
+
+def test_a_resume_with_another_date_and_new_events_replays_both_runs(tmp_path, monkeypatch):
+    """Interrupted at --until A, resumed by --until B after an import: each run is
+    replayed with its own date and events, the first exactly as far as it went."""
+    from tests.reliability.helpers import generate_events, write_jsonl
+
+    rules = load_rules(RULES)
+    conn = fresh(tmp_path / "p.db")
+    restore = crash_at(monkeypatch, 25)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(conn, rules, dt.date(2026, 6, 30)).run()
+    restore()
+    tampered_before = audit(conn)
+    assert tampered_before["ok"], tampered_before["problems"]
+    more = write_jsonl(tmp_path / "more.jsonl", [
+        dict(e, id="late-" + e["id"], member="N" + e["member"])
+        for e in generate_events(20, seed=3) if e["type"] in ("card_payment", "icoca_charge")])
+    assert not import_files(conn, [more]).errors
+    Runner(conn, rules, dt.date(2026, 11, 30)).run()
+    after = audit(conn)
+    assert after["ok"], after["problems"]
+    assert after["checked"]["entries_rederived"] == after["entries"]
+    assert after["checked"]["entries_pending"] == 0
+
+    # and a forged entry in the interrupted part is still found
+    conn.close()
+    import apsw
+    raw = apsw.Connection(str(tmp_path / "p.db"))
+    raw.execute("DROP TRIGGER entries_no_update")
+    (seq,) = raw.execute("SELECT MIN(seq) FROM entries WHERE key LIKE 'award:%'").fetchone()
+    raw.execute("UPDATE entries SET recorded = '2026-11-30' WHERE seq = ?", (seq,))
+    rehash_from(raw, seq)  # a forger who rewrites the chain after it: only replay can tell
+    raw.close()
+    conn = db.connect(tmp_path / "p.db", readonly=True)
+    found = audit(conn)
+    assert found["problems"][0].startswith(
+        f"entry {seq}: re-derived entry differs: recorded: stored 2026-11-30, re-derived 2026-06-30")
+    assert len(found["problems"]) == 1, found["problems"]
+
+
+def rehash_from(raw, seq: int) -> None:
+    from points.ledger.hashing import ENTRY_COLUMNS, POSTING_COLUMNS, entry_hash
+
+    prev = raw.execute("SELECT prev_hash FROM entries WHERE seq = ?", (seq,)).fetchone()[0]
+    cols = ", ".join(ENTRY_COLUMNS[:-1])
+    for row in raw.execute(f"SELECT {cols} FROM entries WHERE seq >= ? ORDER BY seq", (seq,)).fetchall():
+        postings = raw.execute(f"SELECT {', '.join(POSTING_COLUMNS)} FROM postings WHERE entry = ?"
+                               " ORDER BY idx", (row[0],)).fetchall()
+        h = entry_hash(tuple(row) + (prev,), postings)
+        raw.execute("UPDATE entries SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, row[0]))
+        prev = h

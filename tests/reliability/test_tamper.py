@@ -199,7 +199,7 @@ def test_truncating_the_journal_tail_is_caught_by_an_anchored_head(built, tmp_pa
     report = audit(conn, expect_head=head)
     conn.close()
     assert not report["ok"]
-    assert report["problems"] == [p for p in report["problems"] if p.startswith("expected head")]
+    assert any(p.startswith("expected head") for p in report["problems"])
     assert report["head"]["entry"] == last - 3
 
 
