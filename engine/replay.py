@@ -151,6 +151,68 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STOP = "replay stops here"
+
+
+def _run_starts(conn) -> list[dict]:
+    """Every recorded start of a run, in order (none in a database made before them)."""
+    try:
+        rows = conn.execute("SELECT head, until, watermark, ruleset FROM run_starts ORDER BY id").fetchall()
+    except Exception:  # noqa: BLE001 -- an older read-only database has no such table
+        return []
+    return [{"head": h, "until": dt.date.fromisoformat(u), "watermark": w, "ruleset": r}
+            for h, u, w, r in rows]
+
+
+def _steps(conn, marks, starts: list[dict], last: int) -> list[dict]:
+    """The runs to replay, in order: per marker, any interrupted run before it (replayed
+    up to where the next run started) then the run that wrote the marker; then the runs
+    after the last marker (interrupted, or going on), each as far as it went."""
+    steps, prev = [], 0
+    for m in marks:
+        tried = [a for a in starts if prev <= a["head"] < m.seq]
+        done = (tried and (tried[-1]["until"], tried[-1]["watermark"], tried[-1]["ruleset"])
+                == (m.until, m.watermark, m.ruleset))
+        if done:
+            heads = [a["head"] for a in tried[1:]]
+            for a, stop in zip(tried[:-1], heads):
+                steps.append(_partial(conn, a, stop))
+        steps.append({"marker": m, "label": f"entry {m.seq}", "until": m.until,
+                      "watermark": m.watermark, "ruleset": m.ruleset, "amendment": m.amendment,
+                      "stop": None})
+        prev = m.seq
+    tried = [a for a in starts if a["head"] >= prev]
+    if last > prev and tried:
+        heads = [a["head"] for a in tried[1:]] + [last]
+        steps += [_partial(conn, a, stop) for a, stop in zip(tried, heads)]
+    return steps
+
+
+def _partial(conn, a: dict, stop: int) -> dict:
+    row = conn.execute("SELECT seq FROM entries WHERE step = 'amend' AND seq > ? AND seq <= ?"
+                       " ORDER BY seq LIMIT 1", (a["head"], stop)).fetchone()
+    return {"marker": None, "label": f"the run started after entry {a['head']}", "until": a["until"],
+            "watermark": a["watermark"], "ruleset": a["ruleset"], "amendment": row[0] if row else None,
+            "stop": stop}
+
+
+def _set_rules(conn, label: str, digest: str, tmp: Path, loaded: dict, problems: list):
+    """The loaded rules of a recorded set (cached by its hash)."""
+    if digest in loaded:
+        return loaded[digest]
+    try:
+        folder = rulesets.materialize(conn, digest, tmp / digest[:16])
+        loaded[digest] = rules = load_rules(folder)
+    except rulesets.RuleSetError as exc:
+        problems.append(f"{label}: {exc}")
+        return None
+    except RulesError as exc:
+        problems.append(f"{label}: the recorded rules set {digest[:16]}… does not load: "
+                        f"{exc.diagnostics[0].message}")
+        return None
+    return rules
+
+
 def _rules_of(conn, m, rules_dir, tmp: Path, loaded: dict, problems: list):
     """The loaded rules of one run (a RunMarker): its recorded set, or (markers made
     before sets were recorded) the given folder."""

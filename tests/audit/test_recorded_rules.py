@@ -58,6 +58,7 @@ def delete_after(path: Path, seq: int) -> None:
         conn.execute(f"DROP TRIGGER {t}")
     conn.execute("DELETE FROM postings WHERE entry > ?", (seq,))
     conn.execute("DELETE FROM entries WHERE seq > ?", (seq,))
+    db.restore_triggers(conn)  # and puts them back: only the anchored head can tell
     conn.close()
     db.connect(path).close()  # and put the triggers back (verify's schema check would see them gone)
 

@@ -137,6 +137,7 @@ def test_a_resume_with_another_date_and_new_events_replays_both_runs(tmp_path, m
     (seq,) = raw.execute("SELECT MIN(seq) FROM entries WHERE key LIKE 'award:%'").fetchone()
     raw.execute("UPDATE entries SET recorded = '2026-11-30' WHERE seq = ?", (seq,))
     rehash_from(raw, seq)  # a forger who rewrites the chain after it: only replay can tell
+    db.restore_triggers(raw)  # and puts the trigger back
     raw.close()
     conn = db.connect(tmp_path / "p.db", readonly=True)
     found = audit(conn)
