@@ -236,8 +236,8 @@ class ToAst(Transformer):
                 fields.append(part)
             elif part[0] == "where":
                 where = part[1]
-            else:
-                undo = part[1]
+            else:  # `undone by` before or after the fields, once or more
+                undo = undo + tuple(u for u in part[1] if u not in undo)
         node = ast.Stream(name, str(etype), where, tuple(fields), undo, self._span(meta), self._tok_span(etype))
         return ("stream", node, self._span(meta))
 
