@@ -182,6 +182,10 @@ class Budget:
     amount: int
     kind: str
     span: Span = attrs.field(eq=False)
+    # What happens when it runs out: "all or nothing" (members in member-id order, each
+    # grant whole or refused), "first come first served" (by the member's first event,
+    # no grant after a refused one) or "pro rata" (every grant due scaled down).
+    policy: str = "all or nothing"
 
 
 @attrs.frozen

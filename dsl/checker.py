@@ -122,6 +122,10 @@ class ClauseChecker:
             self.s.warn(c.payday.span, "the campaign's `pay` date is never used: every award has its own "
                         "payment date", "delete it, or delete the awards' own `on ...`")
         within_budget = any(a.lottery is not None and a.lottery.winners is None for a in c.awards)
+        if c.budget is not None and c.budget.policy != "all or nothing" and c.awards and all(
+                a.lottery is not None for a in c.awards if a.kind == c.budget.kind):
+            self.s.warn(c.budget.span, f"`{c.budget.policy}` is not used: the budget's awards are lotteries, "
+                        "paid in draw order", "delete it, or pay without a lottery")
         if (c.budget is not None and c.awards and not within_budget and c.budget.kind in KIND_NAMES
                 and c.budget.kind not in {a.kind for a in c.awards}):
             self.s.warn(c.budget.span, f"no award pays {c.budget.kind} points: the budget is never drawn from",

@@ -81,6 +81,11 @@ def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
         pay_last = pay_bound(pay.after, campaign) if isinstance(pay, ast.PayMonthAfter) else None
         awards[a.name] = AwardPlan(a.name, a.label, a.kind, amount, cond, pay, pay_after,
                                    a.expiry, a.lottery, a, pay_last)
+    arrival = None  # before the main query is built: its slots are columns of it
+    if campaign.budget is not None and campaign.budget.policy == "first come first served":
+        firsts = [code.closure(ast.Call("first", (ast.Dotted(s.name, "at", s.span),), s.span))
+                  for s in campaign.streams]
+        arrival = lambda env: min((t for f in firsts if (t := f(env)) is not None), default=None)  # noqa: E731
     streams = sql.streams
     types = tuple(sorted({s.event_type for s in streams.values()}))
     main_scans = sql.scans(list(streams), "e")
@@ -101,5 +106,5 @@ def compile_campaign(campaign: ast.Campaign, tables: dict[str, Table], *,
         value_order=tuple(v.name for v in campaign.values), awards=awards, streams=dict(streams),
         match_sql=match_sql, match_sql_undone=match_sql_undone, type_params=type_params,
         undo_params=undo_params, undo_types=undo, tables=tables, entry_stream=sql.entry_stream,
-        probes=probe_code, event_probes=event_probe_sql,
+        probes=probe_code, event_probes=event_probe_sql, arrival=arrival,
     )

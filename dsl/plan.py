@@ -153,5 +153,8 @@ class Plan:
     # Closures asked for by the caller of `compile_campaign(..., probes=...)` (explain:
     # one per conjunct of a condition), computed over the same row as the awards.
     probes: dict[Any, Closure] = attrs.field(factory=dict)
+    # `budget ... first come first served`: when the member came (the time of their first
+    # event in the campaign's streams, ISO text), or None.
+    arrival: Closure | None = None
     # SQL over one event row `e` asked for by `compile_campaign(..., event_probes=...)`.
     event_probes: dict[Any, str] = attrs.field(factory=dict)

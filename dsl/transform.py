@@ -192,7 +192,17 @@ class ToAst(Transformer):
         return ("window", c[0], self._span(meta))
 
     def budget(self, meta, c):
-        return ("budget", ast.Budget(_int(c[0]), str(c[1]), self._span(meta)), self._span(meta))
+        policy = c[2] if len(c) > 2 else "all or nothing"
+        return ("budget", ast.Budget(_int(c[0]), str(c[1]), self._span(meta), policy), self._span(meta))
+
+    def all_or_nothing(self, meta, c):
+        return "all or nothing"
+
+    def first_come_first_served(self, meta, c):
+        return "first come first served"
+
+    def pro_rata(self, meta, c):
+        return "pro rata"
 
     def entry(self, meta, c):
         retro = len(c) > 1

@@ -96,6 +96,12 @@ class Checkpointer:
         self.grants: dict[tuple[str, str], list] = {}
         budget = self.plan.campaign.budget
         self.budget_kind = budget.kind if budget else None
+        # `first come first served` and `pro rata`: the checkpoint's grants from the budget
+        # are decided together, after every member is evaluated (settle_deferred).
+        self.policy = budget.policy if budget else None
+        self.deferring = self.policy in ("first come first served", "pro rata")
+        self.deferred: list[tuple] = []
+        self.arrival = None
         self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
                             if budget else None)
         self.owed = self.load_receivables()
@@ -150,6 +156,8 @@ class Checkpointer:
         for env in envs:
             self.paid.clear()
             self.grants.clear()
+            if self.deferring and self.plan.arrival is not None:
+                self.arrival = self.plan.arrival(env)
             history.load(env.member, self.paid, self.grants)
             for award in self.plan.awards.values():
                 if award.lottery is not None:
@@ -165,6 +173,7 @@ class Checkpointer:
             if len(self.batch) >= self.BATCH:
                 self.flush()
         history.close()
+        self.settle_deferred()
         for name, candidates in pending_draw.items():
             self.draw(self.plan.awards[name], candidates)
             candidates.drop()
@@ -221,10 +230,15 @@ class Checkpointer:
                 f"{self.cp.day.isoformat()}@{self.ctx.watermark}{self.ctx.key_tag}")
 
     def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date,
-              events: tuple[str, ...] = ()) -> bool:
+              events: tuple[str, ...] = (), *, now: bool = False) -> bool:
         """Queue a grant of `amount` (the budget and receivables are tracked here, so a
-        whole checkpoint is one append); refused when a budget cannot pay all of it."""
+        whole checkpoint is one append); refused when a budget cannot pay all of it.
+        Under a `first come first served` or `pro rata` budget, a grant from the budget
+        waits for `settle_deferred` (unless `now`)."""
         from_budget = award.kind == self.budget_kind
+        if from_budget and self.deferring and not now and award.lottery is None:
+            self.deferred.append((self.arrival, member, award, amount, target, pay_date, events))
+            return True
         source = budget_account(self.lc.name) if from_budget else FUNDING
         if from_budget:
             reason = operations.budget_shortfall(self.lc.name, award.kind, self.budget_left, amount)
@@ -259,6 +273,34 @@ class Checkpointer:
         self.figures["points"] += amount
         self.ctx.awarded(member)
         return True
+
+    def settle_deferred(self) -> None:
+        """The budget's grants of this checkpoint, decided together: `first come first
+        served` pays them whole in order of the member's first event (member id on a tie)
+        and none after the first that does not fit; `pro rata` pays every one whole if
+        they all fit, else each scaled by what is left over what is due, rounded down."""
+        deferred, self.deferred = self.deferred, []
+        if not deferred:
+            return
+        if self.policy == "pro rata":
+            due = sum(d[3] for d in deferred)
+            left = max(self.budget_left, 0)
+            for _, member, award, amount, target, pay_date, events in sorted(deferred, key=lambda d: d[1]):
+                share = amount if due <= left else amount * left // due
+                if share > 0:
+                    self.grant(award, member, share, target, pay_date, events, now=True)
+                if share < amount:
+                    self.refuse(award, member, amount - share,
+                                f"pro rata: {due} points due, {left} left in the budget of {self.lc.name}")
+            return
+        exhausted = False
+        for _, member, award, amount, target, pay_date, events in sorted(
+                deferred, key=lambda d: (d[0] is None, d[0] or "", d[1])):
+            if exhausted:
+                self.refuse(award, member, amount, f"first come first served: the budget of {self.lc.name} "
+                            "ran out for an earlier member")
+            elif not self.grant(award, member, amount, target, pay_date, events, now=True):
+                exhausted = True
 
     def refuse(self, award: AwardPlan, member: str, amount: int, reason: str) -> None:
         key = "refused:" + self._base_key(award, member)
