@@ -247,6 +247,8 @@ def explain_cmd(member: str, campaign: str, as_of: dt.date | None, rules_dir: Pa
 
     conn = open_db(readonly=True)
     recorded = latest_recorded_rules(conn) if rules_dir is None else None
+    if recorded is not None and recorded[0].campaign(campaign) is None:
+        recorded = None  # a campaign no run has used yet: the rules folder's
     if recorded is not None:
         rules, marker = recorded
         origin = f"recorded by run entry {marker.seq}, rules set {marker.ruleset}"

@@ -285,6 +285,7 @@ def export_cmd(fmt: str, output: Path | None) -> None:
         tmp.unlink(missing_ok=True)
         with progress.activity("exporting"):
             export.write_bundle(conn, tmp)
+        tmp.chmod(0o600)  # as private as the database it copies
         tmp.replace(output)
         click.echo(f"wrote {output}", err=True)
         return

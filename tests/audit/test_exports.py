@@ -80,6 +80,7 @@ def test_a_bundle_verifies_on_another_machine(made, tmp_path, monkeypatch):
     bundle = folder / "audit.points"
     result = points("export", "--format", "bundle", "-o", bundle)
     assert result.exit_code == 0, result.output
+    assert bundle.stat().st_mode & 0o077 == 0  # owner only, like the database
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(bundle, elsewhere / "audit.points")
