@@ -67,8 +67,8 @@ def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
             raise click.exceptions.Exit(1)
         return
     if report.errors:
-        for line in report.errors:
-            click.echo(line)
+        for line in report.errors:  # diagnostics: stderr (stdout carries only results)
+            click.echo(line, err=True)
         n = len(report.errors)
         click.echo(f"error: {n} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
         raise click.exceptions.Exit(1)
