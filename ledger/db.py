@@ -359,6 +359,10 @@ def scratch_copy(source: apsw.Connection) -> apsw.Connection:
     with conn.backup("main", source, "main") as backup:
         backup.step()  # all pages
     conn.execute("PRAGMA foreign_keys=ON")
+    with transaction(conn):  # tables a database made by an older version lacks
+        conn.execute(SCHEMA)
+        conn.execute(RULESET_SCHEMA)
+        restore_triggers(conn)
     return conn
 
 
