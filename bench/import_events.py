@@ -46,7 +46,7 @@ def generate(n: int, seed: int = 20251226) -> list[dict]:
     types = list(WEIGHTS)
     weights = list(WEIGHTS.values())
     members = [f"W{i:07d}" for i in range(max(1, n // 20))]
-    bookings: list[str] = []
+    bookings: list[tuple[str, str]] = []  # (id, member): a ref names the same member's event
     out = []
     base = 1_735_657_200  # 2025-01-01T00:00:00+09:00
     for i in range(n):
@@ -71,9 +71,9 @@ def generate(n: int, seed: int = 20251226) -> list[dict]:
                 ev["product"] = "EX旅パック"
             if rng.random() < 0.2:
                 ev["payment"] = "station"
-            bookings.append(ev["id"])
+            bookings.append((ev["id"], ev["member"]))
         elif type_ in ("cancel", "refund", "stopover"):
-            ev["ref"] = rng.choice(bookings[-1000:])
+            ev["ref"], ev["member"] = rng.choice(bookings[-1000:])
         elif type_ == "card_payment":
             ev.update(amount=rng.randrange(-5000, 80000), merchant=rng.choice(MERCHANTS),
                       card=rng.choice(("standard", "standard", "osc", "gold")))

@@ -35,42 +35,69 @@ def init_cmd(ctx: click.Context) -> None:
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
+@rules_option
+@click.option("--max-errors", "max_errors", type=click.IntRange(min=0), default=20, show_default=True,
+              metavar="N", help="Print at most N problems (all are counted, by reason).")
 @json_option
-def import_cmd(files: tuple[Path, ...], as_json: bool) -> None:
-    """Import events files (JSON Lines or CSV with a header).
+def import_cmd(files: tuple[str, ...], rules_dir: Path | None, max_errors: int, as_json: bool) -> None:
+    """Import events files (JSON Lines or CSV with a header); `-` reads standard input.
 
-    All or nothing: if any line of any file is bad, every bad line is printed
-    as `file:line: reason`, nothing is imported and the exit status is 1.
-    Re-importing a file is a no-op (its events are skipped).
+    Each line is checked against the event types declared in the rules
+    folder's *.events files (its own types added to, or replacing, the
+    bundled catalogue; see docs/events.md). All or nothing: if any line of
+    any file is bad, the first --max-errors problems are printed as
+    `file:line: reason` on stderr with a count by reason, nothing is
+    imported and the exit status is 1. An input with no event is an error
+    too. Pipes, FIFOs and /dev/stdin are read as a stream. Re-importing a
+    file is a no-op (its events are skipped).
 
     \b
     Example:
       points import events.jsonl more-events.csv
-      points import --json events.jsonl
+      cat events.jsonl | points import -
+      points import --rules rules/ --json events.jsonl
     """
+    from points.cli.options import default_rules_dir
+    from points.ledger.event_decl import DeclError, load_catalogue
     from points.ledger.events import import_files
 
+    try:
+        catalogue = load_catalogue(default_rules_dir(rules_dir))
+    except DeclError as exc:
+        for path, line, col, message in exc.problems:
+            click.echo(f"{path}:{line}:{col}: {message}", err=True)
+        raise Finding("the event declarations of the rules folder are invalid; nothing imported") from None
     conn = open_db(readonly=False)
     with progress.activity("importing"):  # stderr, only on a terminal
-        report = import_files(conn, files)
+        report = import_files(conn, files, catalogue=catalogue, max_errors=max_errors)
     if as_json:
         echo_json({
             "added": report.added,
             "skipped": report.skipped,
             "errors": list(report.errors),
+            "error_count": report.error_count,
+            "reasons": dict(report.reasons),
             "files": [{"path": f.path, "format": f.format, "records": f.records,
                        "added": f.added, "skipped": f.skipped, "errors": len(f.errors)}
                       for f in report.per_file],
         })
-        if report.errors:
+        if report.error_count:
             raise click.exceptions.Exit(1)
         return
-    if report.errors:
+    if report.error_count:
         for line in report.errors:  # diagnostics: stderr (stdout carries only results)
             click.echo(line, err=True)
-        n = len(report.errors)
-        click.echo(f"error: {n} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
+        n = report.error_count
+        if n > len(report.errors):
+            click.echo(f"... and {n - len(report.errors):,} more (--max-errors N shows more)", err=True)
+        click.echo(f"error: {n:,} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
+        if len(report.reasons) > 1 or n > len(report.errors):
+            click.echo("by reason:", err=True)
+            for reason, count in report.reasons[:50]:
+                click.echo(f"  {count:>9,}  {reason}", err=True)
+            if len(report.reasons) > 50:
+                click.echo(f"  ... and {len(report.reasons) - 50:,} more reasons", err=True)
         raise click.exceptions.Exit(1)
     for f in report.per_file:
         click.echo(f"{f.path}: imported {f.added:,} events ({f.skipped:,} skipped)")

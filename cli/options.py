@@ -235,7 +235,7 @@ def rules_option(func: Callable) -> Callable:
     """`--rules DIR`: the rules folder (default `rules/` here, else the bundled rules)."""
     return click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
                         default=None, metavar="DIR",
-                        help="Rules folder: every .rules file in it and the tables in DIR/data/. "
+                        help="Rules folder: every .rules and .events file in it and the tables in DIR/data/. "
                              "Default: ./rules if it exists, else the bundled rules.")(func)
 
 

@@ -225,7 +225,7 @@ class ExpressionChecker:
         if name in self.s.tables:
             self.s.err(n.span, f"{name} is a table: use it in a stream (`x in {name}.COLUMN` or `lookup`)")
             return sym.ANY
-        if name in sym.DERIVED_FIELDS or name in sym.es.FIELD_KINDS:
+        if sym.is_event_field(name):
             stream = next(iter(self.s.streams), "STREAM")
             self.s.err(n.span, f"{name} is a field of each event, not a value of the member",
                      f"use an aggregate, e.g. sum({stream}.{name}) or first({stream}.{name})")

@@ -9,9 +9,11 @@ from pathlib import Path
 import attrs
 
 from points.dsl import ast, limits
+from points.dsl import symbols
 from points.dsl.compiler import Plan, compile_campaign
 from points.dsl.errors import Diagnostic, RulesError
 from points.dsl.parser import parse_recovering, read_source
+from points.ledger.event_decl import Catalogue, bundled_catalogue, load_catalogue, load_catalogue_leniently
 
 
 @attrs.frozen
@@ -29,6 +31,8 @@ class RuleSet:
     campaigns: tuple[LoadedCampaign, ...]
     kinds: tuple[ast.KindDecl, ...]
     hashes: dict[str, str]  # file name -> sha256 of its content
+    # The event types of the folder (its *.events files over the bundled ones).
+    catalogue: Catalogue = attrs.field(factory=bundled_catalogue)
 
     def campaign(self, name: str) -> LoadedCampaign | None:
         return next((c for c in self.campaigns if c.name == name), None)
@@ -44,8 +48,32 @@ def rules_files(rules_dir: Path) -> list[Path]:
     return sorted(p for p in rules_dir.glob("*.rules") if not p.is_dir())
 
 
+def folder_catalogue(rules_dir: Path) -> tuple[Catalogue, list[Diagnostic], dict[str, str]]:
+    """The event catalogue of a rules folder, and the problems of its *.events
+    files (then the types declared without a problem stand in, so that the
+    rules are still checked)."""
+    catalogue, problems = load_catalogue_leniently(rules_dir)
+    sources = {}
+    for path, *_rest in problems:
+        try:
+            sources[path] = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+    return catalogue, [Diagnostic(p, line, col, msg) for p, line, col, msg in problems], sources
+
+
 def check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
-    """Parse and check files; returns (parsed files with their tables, diagnostics, sources)."""
+    """Parse and check files against the event declarations of their folder;
+    returns (parsed files with their tables, diagnostics, sources)."""
+    folder = rules_dir or (paths[0].parent if paths else Path("."))
+    catalogue, diagnostics, sources = folder_catalogue(folder)
+    with symbols.using(catalogue):
+        parsed, found, more = _check_files(paths, rules_dir)
+    sources.update(more)
+    return parsed, diagnostics + found, sources
+
+
+def _check_files(paths: list[Path], rules_dir: Path | None = None) -> tuple[list, list[Diagnostic], dict[str, str]]:
     from points.dsl import checker
 
     parsed, diagnostics, sources = [], [], {}
@@ -94,13 +122,15 @@ def load_rules(rules_dir: str | Path) -> RuleSet:
     errors = [d for d in diagnostics if d.is_error]  # warnings are for `points check`
     if errors:
         raise RulesError(errors, sources)
+    catalogue = load_catalogue(rules_dir)
     campaigns, kinds, hashes = [], [], {}
-    for path, rules, tables in parsed:
-        digest = file_hash(path)
-        hashes[path.name] = digest
-        kinds.extend(rules.kinds)
-        for c in rules.campaigns:
-            used = {t.name: tables[t.name] for t in c.tables}
-            campaigns.append(LoadedCampaign(c.name, compile_campaign(c, used), path.name, digest, rules.source))
+    with symbols.using(catalogue):
+        for path, rules, tables in parsed:
+            digest = file_hash(path)
+            hashes[path.name] = digest
+            kinds.extend(rules.kinds)
+            for c in rules.campaigns:
+                used = {t.name: tables[t.name] for t in c.tables}
+                campaigns.append(LoadedCampaign(c.name, compile_campaign(c, used), path.name, digest, rules.source))
     campaigns.sort(key=lambda c: c.name)
-    return RuleSet(rules_dir, tuple(campaigns), tuple(kinds), hashes)
+    return RuleSet(rules_dir, tuple(campaigns), tuple(kinds), hashes, catalogue)

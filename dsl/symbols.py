@@ -1,16 +1,26 @@
 """What names mean in a rules file: event fields and their types, functions, builtins.
 
 Shared by the checker (to report unknown names and type errors) and the compiler
-(to turn names into SQL columns). The event fields come from the import contract
-(`ledger.event_schema`), so rules and import can never disagree on a field.
+(to turn names into SQL columns). The event types and fields come from the
+event declarations of the rules folder being checked (`*.events`, read by
+`ledger.event_decl`; the import checks events against the same ones), so a
+rule writer who declares `hotel_stay` in `rules/hotel.events` can use it in a
+`.rules` file of that folder with no code change, and rules and import never
+disagree on a field. `using(catalogue)` makes a catalogue the current one for
+the checking and compiling done inside it (the loader does this per folder);
+outside, the bundled catalogue applies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 from fractions import Fraction
+from typing import Iterator
 
 from points.ledger import event_schema as es
+from points.ledger.event_decl import Catalogue
 
 # Types of the language.
 INT, NUM, BOOL, STR, DATE, TIME, WEEKDAY, LIST, NONE, ANY = (
@@ -20,8 +30,8 @@ DAYS = "days"  # a number of days (`30 days`), added to or taken from a date
 NUMERIC = {INT, NUM}
 
 _KIND_TO_TYPE = {
-    es.STR: STR, es.TEXT: STR, es.ENUM: STR, es.MEMBER: STR, es.INT: INT, es.BOOL: BOOL,
-    es.DATE: DATE, es.DATETIME: STR, es.SEGMENT_LIST: LIST,
+    es.TEXT: STR, es.CHOICE: STR, es.ID: STR, es.MEMBER: STR, es.AT: STR, es.INT: INT, es.BOOL: BOOL,
+    es.DATE: DATE, es.DATETIME: STR, es.LIST: LIST,
 }
 
 # Columns derived at import from `at` (Asia/Tokyo), available on every event.
@@ -33,8 +43,48 @@ COLUMN_FIELDS = {
     "ref": "ref", "date": "day", "time": "time", "weekday": "weekday",
 }
 
-EVENT_TYPES = es.EVENT_TYPES
-UNDO_TYPES = es.REF_TYPES
+_current: contextvars.ContextVar[es.Schema | None] = contextvars.ContextVar("event_catalogue", default=None)
+
+
+@contextlib.contextmanager
+def using(catalogue: Catalogue | None) -> Iterator[None]:
+    """Check and compile with `catalogue`'s event types (None: the bundled ones)."""
+    token = _current.set(es.schema_for(catalogue))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def schema() -> es.Schema:
+    """The event schema rules are checked against now."""
+    return _current.get() or es.BUNDLED
+
+
+def event_types() -> tuple[str, ...]:
+    """Every declared event type, in declaration order."""
+    return schema().types
+
+
+def undo_types() -> tuple[str, ...]:
+    """The types that undo another event (they declare `ref`)."""
+    return schema().ref_types
+
+
+def is_event_field(name: str) -> bool:
+    """Whether `name` is a field of some event type (or derived from `at`)."""
+    return name in schema().field_kinds or name in DERIVED_FIELDS
+
+
+def __getattr__(name: str):
+    # EVENT_TYPES and UNDO_TYPES read like the constants they once were, but
+    # follow the catalogue in use (see `using`).
+    if name == "EVENT_TYPES":
+        return event_types()
+    if name == "UNDO_TYPES":
+        return undo_types()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -64,7 +114,7 @@ RANK = "nth"
 
 def event_fields(event_type: str) -> dict[str, str]:
     """Field name -> language type for one event type (envelope and derived included)."""
-    fields = {f.name: _KIND_TO_TYPE[f.kind] for f in es.fields_of(event_type)}
+    fields = {f.name: _KIND_TO_TYPE[f.kind] for f in schema().fields_of(event_type)}
     fields.update(DERIVED_FIELDS)
     return fields
 

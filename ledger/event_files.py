@@ -1,8 +1,15 @@
-"""Reading events files: JSON Lines and CSV -> (line, record, problem), lazily.
+"""Reading events inputs: JSON Lines and CSV -> (line, record, problem), lazily.
 
 Nothing here checks the contract (that is `ledger.event_schema`); a reader
 only turns bytes into records and says which lines cannot be parsed, with
 the same wording and line numbers whichever path a line takes.
+
+An input is opened once and read front to back in blocks, so that a pipe, a
+FIFO, `/dev/stdin` or `-` (standard input) streams like a file: its format is
+sniffed from the first block, which is then read again from memory. A line is
+at most MAX_LINE bytes (reading stops with an error at a longer one), so no
+input -- /dev/zero included -- makes memory grow. A JSON object with the same
+key twice is refused (json.loads would silently keep the last value).
 
 Both readers are written for the common case -- UTF-8 lines of one JSON
 object, CSV lines without quotes -- and hand any other line to the standard
@@ -16,21 +23,13 @@ import json
 import os
 from typing import Any, Iterator
 
-from points.ledger.event_schema import ALL_FIELDS, CSV_CONVERTERS, CSV_TEXT_COLUMNS, ENVELOPE
+from points.ledger.event_input import STDIN, STDIN_LABEL, EventError, Input, _open
+from points.ledger.event_schema import ENVELOPE, Problem, Schema, schema_for
 
-JSONL_EXTENSIONS = (".jsonl", ".json", ".ndjson")
-CSV_EXTENSIONS = (".csv",)
+__all__ = ["STDIN", "STDIN_LABEL", "EventError", "HeaderProblem", "Input", "MAX_LINE", "detect_format",
+           "read_records"]
 
-
-class EventError(Exception):
-    """Raised when an events file cannot be read at all (from `line` on, if given)."""
-
-    def __init__(self, message: str, line: int | None = None):
-        super().__init__(message)
-        self.line = line
-
-    def where(self, path) -> str:
-        return f"{path}:{self.line}" if self.line else f"{path}"
+MAX_LINE = 65536  # bytes of one line (one event)
 
 
 class HeaderProblem(str):
@@ -39,69 +38,106 @@ class HeaderProblem(str):
 
 def detect_format(path: str | os.PathLike) -> str:
     """'jsonl' or 'csv': by extension, otherwise by the first non-blank character."""
-    name = os.fspath(path).lower()
-    if name.endswith(JSONL_EXTENSIONS):
-        return "jsonl"
-    if name.endswith(CSV_EXTENSIONS):
-        return "csv"
-    with _open(path) as f:
-        while True:
-            block = f.read(65536)
-            if not block:
-                return "jsonl"
-            text = block.lstrip(b" \t\r\n\xef\xbb\xbf")
-            if text:
-                return "jsonl" if text[:1] == b"{" else "csv"
+    source = Input(path).open()
+    source.close()
+    return source.format
 
 
-def _open(path: str | os.PathLike):
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise EventError("no such file") from None
-    except IsADirectoryError:
-        raise EventError("is a directory, not an events file") from None
-    except PermissionError:
-        raise EventError("permission denied") from None
-    except OSError as exc:
-        raise EventError(f"cannot open: {exc.strerror or exc}") from None
-
-
-def read_records(path: str | os.PathLike, fmt: str | None = None) -> Iterator[tuple[int, Any, Any]]:
-    """Parse an events file lazily, without checking the contract.
+def read_records(path: str | os.PathLike | Input, fmt: str | None = None,
+                 schema: Schema | None = None) -> Iterator[tuple[int, Any, Any]]:
+    """Parse an events input lazily, without checking the contract.
 
     Yields (line, record, extra) with 1-based line numbers. If record is None,
     extra is the reason the line (or the CSV header) is bad. Otherwise extra
     is None (JSONL) or, for a CSV row, the frozenset of envelope columns the
     header lacks (already reported once at the header's line).
-    Raises EventError if the file cannot be read at all.
+    Raises EventError if the input cannot be read at all (or from a line on).
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "jsonl":
-        return _read_jsonl(path)
-    if fmt == "csv":
-        return _read_csv(path)
-    raise ValueError(f"unknown events format {fmt!r}")
+    source = path if isinstance(path, Input) else Input(path, fmt)
+    if source.stream is None:
+        source.open()
+    try:
+        if source.format == "jsonl":
+            yield from _read_jsonl(source.stream)
+        elif source.format == "csv":
+            yield from _read_csv(source.stream, schema or schema_for())
+        else:
+            raise ValueError(f"unknown events format {source.format!r}")
+    finally:
+        source.close()
 
 
 JSONL_BLOCK = 1 << 20  # bytes read and decoded at a time
 
 
-def _read_jsonl(path) -> Iterator[tuple[int, Any, Any]]:
+class _DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def _pairs(pairs: list) -> dict:
+    """object_pairs_hook: a dict, unless a key repeats (then _DuplicateKey)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return record
+
+
+def _no_duplicate_key(text: str, record: Any) -> bool:
+    """True only if the object `text` was parsed into has no repeated key;
+    False sends the line to `_jsonl_line`, which decides exactly.
+
+    Why it is sound: when no string is followed by a space, a tab or a
+    carriage return (bar one ending the line), every key is written `"key":`,
+    so the text holds at least as many `":` as key tokens; as many as the
+    dict's keys then means no key came twice. It costs a few C string scans
+    instead of a Python call per object (object_pairs_hook).
+    """
+    if type(record) is not dict or text.count('":') != len(record) or '" ' in text or "\t" in text:
+        return False
+    cr = text.find("\r")
+    return cr == -1 or cr == len(text) - 1
+
+
+class _TooLong(Exception):
+    """A line is longer than MAX_LINE bytes (args: its number, when known)."""
+
+
+def _too_long(line: int) -> EventError:
+    return EventError(f"line longer than {MAX_LINE:,} bytes (the limit of one event);"
+                      " the rest of the input was not read", line=line)
+
+
+_LONG_CHARS = MAX_LINE // 4  # a line of fewer characters cannot exceed MAX_LINE bytes of UTF-8
+
+
+def _read_jsonl(f) -> Iterator[tuple[int, Any, Any]]:
     # The scanner behind json.loads, without its wrappers: most lines are one
     # object and a line break, and take this path; any other line goes through
     # `_jsonl_line`, which decides exactly as json.loads would.
+    if not hasattr(f, "read"):
+        with _open(f) as opened:
+            yield from _read_jsonl(opened)
+        return
     scan = json.JSONDecoder().scan_once
-    with _open(path) as f:
-        n = 0
+    count = str.count
+    long_chars = _LONG_CHARS
+    n = 0
+    try:
         for lines, newline in _jsonl_blocks(f):
             if type(lines) is bytes:  # a block that is not all UTF-8: line by line
                 for raw in lines.split(b"\n")[:-1] if newline else (lines,):
                     n += 1
+                    if len(raw) > MAX_LINE:
+                        raise _TooLong(n)
                     try:
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:  # this line is bad; the others are still checked
-                        yield n, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                        yield n, None, Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                               "not UTF-8 text")
                         continue
                     parsed = _jsonl_line(n, text + newline)
                     if parsed is not None:
@@ -109,9 +145,14 @@ def _read_jsonl(path) -> Iterator[tuple[int, Any, Any]]:
                 continue
             for text in lines:
                 n += 1
+                if len(text) > long_chars and len(text.encode("utf-8", "surrogatepass")) > MAX_LINE:
+                    raise _TooLong(n)
                 try:
                     record, end = scan(text, 0)
-                    if end == len(text) or text[end:].isspace():
+                    # No repeated key: see _no_duplicate_key (inlined: this runs per line).
+                    if (end == len(text) or text[end:].isspace()) and type(record) is dict \
+                            and count(text, '":') == len(record) and '" ' not in text and "\t" not in text \
+                            and ("\r" not in text or text.find("\r") == len(text) - 1):
                         yield n, record, None
                         continue
                 except (StopIteration, ValueError, RecursionError):
@@ -119,6 +160,8 @@ def _read_jsonl(path) -> Iterator[tuple[int, Any, Any]]:
                 parsed = _jsonl_line(n, text + newline)
                 if parsed is not None:
                     yield n, parsed[0], parsed[1]
+    except _TooLong as exc:  # with its line, or (an unfinished line) the next one
+        raise _too_long(exc.args[0] if exc.args else n + 1) from None
 
 
 def _jsonl_blocks(f) -> Iterator[tuple[list[str] | bytes, str]]:
@@ -128,6 +171,8 @@ def _jsonl_blocks(f) -> Iterator[tuple[list[str] | bytes, str]]:
 
     Lines are split on b"\n" only, like iterating over the file; a UTF-8
     sequence never contains that byte, so a block cut after one decodes alone.
+    Raises _TooLong (after the lines before it) when an unfinished line
+    exceeds MAX_LINE bytes, so that memory stays bounded.
     """
     rest = b""
     while True:
@@ -137,6 +182,8 @@ def _jsonl_blocks(f) -> Iterator[tuple[list[str] | bytes, str]]:
         cut = block.rfind(b"\n") + 1
         if cut == 0:
             rest += block
+            if len(rest) > MAX_LINE:
+                raise _TooLong
             continue
         whole = rest + block[:cut]
         rest = block[cut:]
@@ -144,6 +191,8 @@ def _jsonl_blocks(f) -> Iterator[tuple[list[str] | bytes, str]]:
             yield whole.decode("utf-8").split("\n")[:-1], "\n"
         except UnicodeDecodeError:
             yield whole, "\n"
+        if len(rest) > MAX_LINE:
+            raise _TooLong
     if rest:
         try:
             yield [rest.decode("utf-8")], ""
@@ -154,14 +203,21 @@ def _jsonl_blocks(f) -> Iterator[tuple[list[str] | bytes, str]]:
 def _jsonl_line(n: int, text: str) -> tuple[Any, str | None] | None:
     """One JSONL line (with its line break, if any) -> (record, None) or
     (None, reason); None for a blank line."""
-    loads = json.loads
+    def loads(t):
+        return json.loads(t, object_pairs_hook=_pairs)
+
     try:
         return loads(text), None
+    except _DuplicateKey as exc:
+        return None, Problem(f"the key {show_key(exc.args[0])} appears twice in the object", "duplicate JSON key")
     except json.JSONDecodeError as exc:
         if n == 1 and text.startswith("\ufeff"):
             text = text[1:]
             try:
                 return loads(text), None
+            except _DuplicateKey as exc2:
+                return None, Problem(f"the key {show_key(exc2.args[0])} appears twice in the object",
+                                     "duplicate JSON key")
             except json.JSONDecodeError as exc2:
                 exc = exc2
         text = text.rstrip()
@@ -173,20 +229,53 @@ def _jsonl_line(n: int, text: str) -> tuple[Any, str | None] | None:
             exc = exc2
         except (ValueError, RecursionError):
             pass
-        return None, f"invalid JSON: {exc.msg} (col {exc.colno})"
+        return None, Problem(f"invalid JSON: {exc.msg} (col {exc.colno})", "invalid JSON")
     except ValueError as exc:  # e.g. an integer with too many digits
-        return None, f"invalid JSON: {exc}"
+        return None, Problem(f"invalid JSON: {exc}", "invalid JSON")
     except RecursionError:
-        return None, "invalid JSON: nested too deeply"
+        return None, Problem("invalid JSON: nested too deeply", "invalid JSON")
+
+
+def show_key(key: str) -> str:
+    return repr(key if len(key) <= 50 else key[:47] + "...")
 
 
 _ENVELOPE_NAMES = tuple(f.name for f in ENVELOPE)
-_KNOWN_COLUMNS = frozenset(ALL_FIELDS)
+
+
+def _byte_lines(f) -> Iterator[bytes]:
+    """The lines of a binary stream (with their b"\\n"), read in blocks; raises
+    EventError at a line longer than MAX_LINE bytes."""
+    if not hasattr(f, "read"):
+        yield from f  # an iterable of lines (tests)
+        return
+    rest = b""
+    n = 0
+    while True:
+        block = f.read(JSONL_BLOCK)
+        if not block:
+            break
+        rest += block
+        start = 0
+        while True:
+            cut = rest.find(b"\n", start) + 1
+            if cut == 0:
+                break
+            n += 1
+            if cut - start > MAX_LINE:
+                raise _too_long(n)
+            yield rest[start:cut]
+            start = cut
+        rest = rest[start:]
+        if len(rest) > MAX_LINE:
+            raise _too_long(n + 1)
+    if rest:
+        yield rest
 
 
 def _utf8_lines(f) -> Iterator[str]:
     n = 0
-    for raw in f:
+    for raw in _byte_lines(f):
         n += 1
         try:
             text = raw.decode("utf-8")
@@ -249,62 +338,77 @@ def _csv_rows(f) -> Iterator[tuple[int, list[str] | None, str | None]]:
         yield first, row, None
 
 
-def _read_csv(path) -> Iterator[tuple[int, Any, Any]]:
-    with _open(path) as f:
-        header: list[str] | None = None
-        plan: list[tuple[int, str, Any]] = []
-        names: list[str] = []  # every column, when each is a known field named once
-        typed: list[tuple[str, Any]] = []  # (column, converter) of the non-text columns
-        ncols = 0
-        missing: frozenset[str] = frozenset()
-        for line, row, problem in _csv_rows(f):
-            if row is None:
-                yield line, None, problem
-                continue
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                ncols = len(header)
-                seen: set[str] = set()
-                unknown = []
-                for i, name in enumerate(header):
-                    if not name:
-                        yield line, None, HeaderProblem(f"empty column name (column {i + 1})")
-                    elif name in seen:
-                        yield line, None, HeaderProblem(f"duplicate column {name!r}")
-                    elif name not in _KNOWN_COLUMNS:
-                        unknown.append(name)
-                    else:
-                        plan.append((i, name, CSV_CONVERTERS[name]))
-                    seen.add(name)
-                if unknown:
-                    names_ = ", ".join(repr(u) for u in unknown)
-                    yield line, None, HeaderProblem(
-                        f"unknown column{'s' if len(unknown) > 1 else ''} {names_}"
-                        f" (known columns: {', '.join(ALL_FIELDS)})"
-                    )
-                absent = [n for n in _ENVELOPE_NAMES if n not in seen]
-                for name in absent:
-                    yield line, None, HeaderProblem(f"missing column {name!r} (required for every event)")
-                missing = frozenset(absent)
-                if len(plan) == ncols:
-                    names = header
-                    typed = [(name, convert) for _i, name, convert in plan if name not in CSV_TEXT_COLUMNS]
-                continue
-            if len(row) > ncols and any(cell.strip() for cell in row[ncols:]):
-                yield line, None, f"{len(row)} cells, but the header has {ncols} columns"
-                continue
-            if names:  # the same record as the loop below builds, in fewer steps
-                record = {name: cell.strip() for name, cell in zip(names, row) if cell}
-                if "" in record.values():  # cells of only spaces are absent values
-                    record = {name: cell for name, cell in record.items() if cell}
-                for name, convert in typed:
-                    cell = record.get(name)
-                    if cell is not None:
-                        record[name] = convert(cell)
-                yield line, record, missing
-                continue
+_IDENTITY = ("id", "member", "ref")  # cells taken as they stand: never trimmed (see _read_csv)
+
+
+def _read_csv(f, schema: Schema | None = None) -> Iterator[tuple[int, Any, Any]]:
+    """CSV records: cells trimmed and converted by the schema's column types;
+    a cell of only spaces is absent. Ids, members and refs are never trimmed,
+    so that " W1" is refused in CSV exactly as in JSON Lines."""
+    if not hasattr(f, "read"):
+        with _open(f) as opened:
+            yield from _read_csv(opened, schema)
+        return
+    schema = schema or schema_for()
+    converters, text_columns = schema.csv_converters, schema.csv_text_columns
+    header: list[str] | None = None
+    plan: list[tuple[int, str, Any]] = []
+    names: list[str] = []  # every column, when each is a known field named once
+    typed: list[tuple[str, Any]] = []  # (column, converter) of the non-text columns
+    identity: list[tuple[int, str]] = []  # (index, column) of id, member, ref
+    ncols = 0
+    missing: frozenset[str] = frozenset()
+    for line, row, problem in _csv_rows(f):
+        if row is None:
+            yield line, None, Problem(problem, "bad CSV")
+            continue
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if header is None:
+            header = [name.strip() for name in row]
+            ncols = len(header)
+            seen: set[str] = set()
+            unknown = []
+            for i, name in enumerate(header):
+                if not name:
+                    yield line, None, HeaderProblem(f"empty column name (column {i + 1})")
+                elif name in seen:
+                    yield line, None, HeaderProblem(f"duplicate column {name!r}")
+                elif name not in converters:
+                    unknown.append(name)
+                else:
+                    plan.append((i, name, converters[name]))
+                    if name in _IDENTITY:
+                        identity.append((i, name))
+                seen.add(name)
+            if unknown:
+                names_ = ", ".join(repr(u if len(u) <= 50 else u[:47] + "...") for u in unknown[:20])
+                more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+                yield line, None, HeaderProblem(
+                    f"unknown column{'s' if len(unknown) > 1 else ''} {names_}{more}"
+                    f" (known columns: {', '.join(schema.all_fields)})"
+                )
+            absent = [n for n in _ENVELOPE_NAMES if n not in seen]
+            for name in absent:
+                yield line, None, HeaderProblem(f"missing column {name!r} (required for every event)")
+            missing = frozenset(absent)
+            if len(plan) == ncols:
+                names = header
+                typed = [(name, convert) for _i, name, convert in plan if name not in text_columns]
+            continue
+        if len(row) > ncols and any(cell.strip() for cell in row[ncols:]):
+            yield line, None, Problem(f"{len(row)} cells, but the header has {ncols} columns",
+                                      "more cells than the header has columns")
+            continue
+        if names:  # the same record as the loop below builds, in fewer steps
+            record = {name: cell.strip() for name, cell in zip(names, row) if cell}
+            if "" in record.values():  # cells of only spaces are absent values
+                record = {name: cell for name, cell in record.items() if cell}
+            for name, convert in typed:
+                cell = record.get(name)
+                if cell is not None:
+                    record[name] = convert(cell)
+        else:
             record = {}
             width = len(row)
             for i, name, convert in plan:
@@ -312,4 +416,13 @@ def _read_csv(path) -> Iterator[tuple[int, Any, Any]]:
                     cell = row[i].strip()
                     if cell:
                         record[name] = convert(cell)
-            yield line, record, missing
+        width = len(row)
+        for i, name in identity:
+            # str.strip gives back the very string when there is nothing to
+            # strip, so `is not` finds a trimmed cell cheaply (an equal copy
+            # would only be put back as it was).
+            if i < width:
+                cell = row[i]
+                if cell and record.get(name) is not cell:
+                    record[name] = cell
+        yield line, record, missing

@@ -28,24 +28,10 @@ import json
 from json.encoder import encode_basestring  # the C quoting of the canonical encoder
 from typing import Any, Callable
 
-from points.ledger.event_schema import (
-    BOOL,
-    DATE,
-    ENUM,
-    EVENT_TYPES,
-    INT,
-    SEGMENT_LIST,
-    STR,
-    TEXT,
-    Field,
-    Invalid,
-    _check_date,
-    _check_member,
-    _fast_datetime,
-    _good_dates,
-    _good_members,
-    fields_of,
-)
+from points.ledger.event_checks import (AT_YEARS, MAX_ID, MAX_TEXT, Invalid, _good_dates, _good_members, check_date,
+                                       check_member, fast_datetime)
+from points.ledger.event_decl import BOOL, CHOICE, DATE, DATE_OF_AT, INT, LIST, TEXT
+from points.ledger.event_schema import BUNDLED, ID, Field, Schema, checker
 
 #: (id, type, member, at, day, time, weekday, amount, ref, body): the derived
 #: columns of an `events` row, in INSERT order, then the canonical body.
@@ -66,6 +52,11 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _plain(value: str) -> bool:
+    """Whether a value's JSON is the value itself in quotes (nothing escaped)."""
+    return _json(value) == f'"{value}"'
+
+
 def _field_lines(f: Field, var: str, consts: dict[str, Any]) -> list[str]:
     """Source lines that check field `f` of record `r` and leave its JSON text
     in `j_<var>` (and its value in `v_<var>`); `return None` on anything unusual."""
@@ -74,20 +65,26 @@ def _field_lines(f: Field, var: str, consts: dict[str, Any]) -> list[str]:
     if f.required:
         lines.append(f"if {v} is None: return None")
         test = "if True:"
+    elif f.default == DATE_OF_AT:  # the event's own day
+        lines += [f"if {v} is None: {v} = day; {j} = '\"' + day + '\"'"]
+        test = "else:"
     else:
         lines += [f"if {v} is None: {j} = {_json(f.default)!r}"]
         test = "else:"
-    if f.kind in (STR, TEXT):
-        empty = f" or not {v}" if f.kind == STR else ""
-        body = [f"if type({v}) is not str{empty}: return None", f"{j} = quote({v})"]
+    if f.kind == TEXT:
+        empty = "" if f.may_be_empty else f" or not {v}"
+        body = [f"if type({v}) is not str{empty} or len({v}) > {MAX_TEXT}: return None", f"{j} = quote({v})"]
+    elif f.kind == ID:
+        body = [f"if type({v}) is not str or not {v} or len({v}) > {MAX_ID} or not {v}.isascii()"
+                f" or not {v}.isprintable() or {v}.strip() != {v}: return None",
+                f"{j} = quote({v})"]
     elif f.kind == INT:
         body = [f"if type({v}) is not int or {v} < {f.lo} or {v} > {f.hi}: return None",
                 f"{j} = str({v})"]
     elif f.kind == BOOL:
         body = [f"if {v} is True: {j} = 'true'", f"elif {v} is False: {j} = 'false'",
                 "else: return None"]
-    elif f.kind == ENUM:
-        # The choices are plain identifiers: their JSON is the name in quotes.
+    elif f.kind == CHOICE:
         consts[f"enum_{var}"] = {c: _json(c) for c in f.choices}
         body = [f"if type({v}) is not str: return None", f"{j} = enum_{var}.get({v})",
                 f"if {j} is None: return None"]
@@ -95,29 +92,37 @@ def _field_lines(f: Field, var: str, consts: dict[str, Any]) -> list[str]:
         body = [f"if type({v}) is not str: return None", f"d = good_dates.get({v})",
                 "if d is None:", "    try: d = check_date(" + v + ")",
                 "    except Invalid: return None", f"{j} = '\"' + d + '\"'"]
-    elif f.kind == SEGMENT_LIST:
+    elif f.kind == LIST and f.choices:
         consts[f"items_{var}"] = frozenset(f.choices)
         # issuperset raises TypeError on an unhashable item: the caller treats
         # that as "not on the fast path" too.
         body = [f"if type({v}) is not list or not {v} or not items_{var}.issuperset({v}): return None",
-                f"{j} = '[\"' + '\",\"'.join({v}) + '\"]'"]
-    else:  # MEMBER and DATETIME only occur in the envelope, handled by the caller
-        raise AssertionError(f.kind)
+                (f"{j} = '[\"' + '\",\"'.join({v}) + '\"]'" if all(_plain(c) for c in f.choices)
+                 else f"{j} = '[' + ','.join(map(quote, {v})) + ']'")]
+    else:  # lists of any text, datetimes: through their full check
+        consts[f"check_{var}"] = checker(f)
+        body = [f"try: {v} = check_{var}({v})", "except Invalid: return None",
+                f"{j} = json_dumps({v}, separators=(',', ':'), ensure_ascii=False)"]
     if f.required:
         return lines + body
     return lines + [test] + ["    " + line for line in body]
 
 
-def builder_source(type_: str) -> tuple[str, dict[str, Any]]:
+def builder_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
     """The Python source of the row builder for `type_`, and the names it uses."""
-    fields = fields_of(type_)
+    fields = schema.fields_of(type_)
     names = [f.name for f in fields]
     consts: dict[str, Any] = {"allowed": frozenset(names)}
+    years = (f"{AT_YEARS[0]:04d}", f"{AT_YEARS[1]:04d}")
+    # The years of a century are the two leading digits: one comparison.
+    in_years = (f"at[:2] != {years[0][:2]!r}" if years == (years[0][:2] + "00", years[0][:2] + "99")
+                else f"not {years[0]!r} <= at[:4] <= {years[1]!r}")
     lines = [
         "def build(r):",
         "    if not r.keys() <= allowed: return None",
         "    id_ = r.get('id')",
-        "    if type(id_) is not str or not id_: return None",
+        f"    if type(id_) is not str or not id_ or len(id_) > {MAX_ID} or not id_.isascii()"
+        " or not id_.isprintable() or id_.strip() != id_: return None",
         "    member = r.get('member')",
         "    if type(member) is not str: return None",
         "    if member not in good_members:",
@@ -126,7 +131,7 @@ def builder_source(type_: str) -> tuple[str, dict[str, Any]]:
         "    at = r.get('at')",
         "    if type(at) is not str: return None",
         "    at = fast_datetime(at)",
-        "    if at is None: return None",
+        f"    if at is None or {in_years}: return None",
         "    day = at[:10]",
         "    weekday = weekdays.get(day)",
         "    if weekday is None: weekday = weekday_of(day)",
@@ -152,25 +157,31 @@ def builder_source(type_: str) -> tuple[str, dict[str, Any]]:
 _SHARED = {
     "quote": encode_basestring,
     "good_members": _good_members,
-    "check_member": _check_member,
+    "check_member": check_member,
     "good_dates": _good_dates,
-    "check_date": _check_date,
-    "fast_datetime": _fast_datetime,
+    "check_date": check_date,
+    "fast_datetime": fast_datetime,
     "weekdays": _weekdays,
     "weekday_of": weekday_of,
     "Invalid": Invalid,
+    "json_dumps": json.dumps,
 }
 
 
-def _compile(type_: str) -> Callable[[dict], Row | None]:
-    source, consts = builder_source(type_)
+def _compile(schema: Schema, type_: str) -> Callable[[dict], Row | None]:
+    source, consts = builder_source(schema, type_)
     namespace = dict(_SHARED, **consts)
     exec(compile(source, f"<event row builder: {type_}>", "exec"), namespace)
     return namespace["build"]
 
 
-#: Event type -> builder(record dict) -> Row, or None when `normalise` must decide.
-BUILDERS: dict[str, Callable[[dict], Row | None]] = {t: _compile(t) for t in EVENT_TYPES}
+def compile_builders(schema: Schema) -> dict[str, Callable[[dict], Row | None]]:
+    """Event type -> builder(record dict) -> Row, or None when `normalise` must decide."""
+    return {t: _compile(schema, t) for t in schema.types}
+
+
+#: The builders of the bundled catalogue.
+BUILDERS = BUNDLED.builders
 
 
 def fast_row(record: Any) -> Row | None:
@@ -178,7 +189,7 @@ def fast_row(record: Any) -> Row | None:
     if type(record) is not dict:
         return None
     type_ = record.get("type")
-    build = BUILDERS.get(type_) if type(type_) is str else None
+    build = BUILDERS.get(type_) if type(type_) is str else None  # the bundled catalogue
     if build is None:
         return None
     try:

@@ -22,17 +22,20 @@ anything was wrong. A bulk load builds the secondary indexes at the end.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
+from collections import Counter
 from typing import Any, Iterable, Iterator
 
 import apsw
 import attrs
 
 from points.ledger.db import gc_paused, page_cache, transaction
-from points.ledger.event_files import EventError, HeaderProblem, detect_format, read_records
-from points.ledger.event_schema import EVENT_TYPES, normalise
-from points.ledger.event_rows import BUILDERS as _BUILDERS, weekday_of
+from points.ledger.event_decl import Catalogue
+from points.ledger.event_files import EventError, HeaderProblem, Input, detect_format, read_records
+from points.ledger.event_schema import EVENT_TYPES, Problem, Schema, normalise, reason_of, schema_for
+from points.ledger.event_rows import weekday_of
 
 __all__ = [
     "GENESIS_HASH",
@@ -60,7 +63,7 @@ _INSERT = (
     " body, source, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _LOOKUP = "SELECT id, body, source FROM events WHERE id IN (SELECT value FROM json_each(?))"
-_EXISTS = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
+_EXISTS = "SELECT id, member FROM events WHERE id IN (SELECT value FROM json_each(?))"
 
 
 @attrs.frozen
@@ -82,12 +85,14 @@ class ImportReport:
 
     added: int
     skipped: int
-    errors: tuple[str, ...]
+    errors: tuple[str, ...]  # the first ones by file and line (all of them, unless capped)
     per_file: tuple[FileReport, ...]
+    error_count: int = 0  # every error found, shown or not
+    reasons: tuple[tuple[str, int], ...] = ()  # (reason, count), most frequent first
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.error_count
 
 
 def canonical_json(value: Any) -> str:
@@ -130,27 +135,47 @@ class _Abort(Exception):
 class _Batch:
     """The state of one import call: counts, errors, the chunk being built."""
 
-    def __init__(self, conn: apsw.Connection, nfiles: int) -> None:
+    def __init__(self, conn: apsw.Connection, nfiles: int, schema: Schema,
+                 max_errors: int | None = None) -> None:
         self.conn = conn
-        self.errors: list[tuple[int, int, int, str]] = []  # (file, line, order, text)
+        self.schema = schema
+        self.builders = schema.builders
+        self.max_errors = max_errors
+        # The first max_errors errors by (file, line, order), as a max-heap of
+        # negated keys: errors are found out of line order (duplicates at a
+        # chunk's flush, refs at the end), and all may be millions.
+        self.errors: list[tuple[int, int, int, str]] = []
+        self.error_count = 0
+        self.reasons: Counter[str] = Counter()
         self.chunk: list[tuple] = []
-        self.unresolved: list[tuple[str, int, int, str]] = []  # (ref, file, line, loc)
+        self.unresolved: list[tuple[str, str, int, int, str]] = []  # (ref, member, file, line, loc)
         self.bad_ids: set[str] = set()
         self.records = [0] * nfiles
+        self.file_errors = [0] * nfiles
         self.added = [0] * nfiles
         self.skipped = [0] * nfiles
         row = conn.execute("SELECT hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         self.prev_hash = row[0] if row else GENESIS_HASH
 
-    def error(self, fi: int, line: int, text: str) -> None:
-        self.errors.append((fi, line, len(self.errors), text))
+    def error(self, fi: int, line: int, text: str, reason: str | None = None) -> None:
+        self.error_count += 1
+        self.file_errors[fi] += 1
+        self.reasons[reason or reason_of(text)] += 1
+        item = (-fi, -line, -self.error_count, text)
+        if self.max_errors is None or len(self.errors) < self.max_errors:
+            heapq.heappush(self.errors, item)
+        elif self.max_errors and item > self.errors[0]:
+            heapq.heapreplace(self.errors, item)
+
+    def problem(self, fi: int, line: int, loc: str, message: str) -> None:
+        self.error(fi, line, f"{loc}: {message}", reason_of(message))
 
     def add(self, fi: int, line: int, loc: str, record: Any, ignore_missing=frozenset()) -> None:
         self.records[fi] += 1
         row = None
         if type(record) is dict:  # the compiled builder of its type, if any
             type_ = record.get("type")
-            build = _BUILDERS.get(type_) if type(type_) is str else None
+            build = self.builders.get(type_) if type(type_) is str else None
             if build is not None:
                 try:
                     row = build(record)
@@ -163,7 +188,7 @@ class _Batch:
         try:
             body_bytes = row[9].encode()
         except UnicodeEncodeError:
-            self.error(fi, line, f"{loc}: contains an invalid unicode escape (a lone surrogate)")
+            self.problem(fi, line, loc, "contains an invalid unicode escape (a lone surrogate)")
             self.bad_ids.add(row[0])
             return
         self.chunk.append((row, loc, body_bytes, fi, line))
@@ -172,10 +197,10 @@ class _Batch:
 
     def _checked_row(self, fi: int, line: int, loc: str, record: Any, ignore_missing) -> tuple | None:
         """The row through the contract's own check, or None with every reason recorded."""
-        event, reasons = normalise(record, ignore_missing)
+        event, reasons = self.schema.normalise(record, ignore_missing)
         if event is None:
             for reason in reasons:
-                self.error(fi, line, f"{loc}: {reason}")
+                self.problem(fi, line, loc, reason)
             if type(record) is dict and type(record.get("id")) is str:
                 self.bad_ids.add(record["id"])
             return None
@@ -206,7 +231,7 @@ class _Batch:
                     skipped[fi] += 1
                 else:
                     self.error(fi, line, f"{loc}: duplicate id {id_!r} with different content"
-                               f" (first seen at {old[1]})")
+                               f" (first seen at {old[1]})", "duplicate id with different content")
                 continue
             known[id_] = (row[9], loc)
             h = sha256(prev_bytes + body_bytes + b"\x1f" + loc.encode()).hexdigest()
@@ -215,30 +240,42 @@ class _Batch:
             prev_bytes = h.encode()
             added[fi] += 1
             if row[8] is not None:
-                refs.append((row[8], fi, line, loc))
+                refs.append((row[8], row[2], fi, line, loc))
         if rows:
             conn.executemany(_INSERT, rows)
         self.prev_hash = prev
         if refs:
-            self.unresolved.extend(self._missing_refs(refs))
+            self.unresolved.extend(self._check_refs(refs))
 
-    def _missing_refs(self, refs):
+    def _check_refs(self, refs):
+        """Report each ref to another member's event; return those not (yet) found."""
         wanted = list(dict.fromkeys(r[0] for r in refs))
-        found = {i for (i,) in self.conn.execute(_EXISTS, (json.dumps(wanted),))}
-        return [r for r in refs if r[0] not in found]
+        found = dict(self.conn.execute(_EXISTS, (json.dumps(wanted),)))
+        missing = []
+        for ref, member, fi, line, loc in refs:
+            owner = found.get(ref)
+            if owner is None:
+                missing.append((ref, member, fi, line, loc))
+            elif owner != member:
+                self.error(fi, line, f"{loc}: 'ref' names event {ref!r} of another member ({owner!r});"
+                           " an event can only undo its own member's events", "'ref' names another member's event")
+        return missing
 
     def finish(self) -> None:
         self.flush()
         if self.unresolved:
-            for ref, fi, line, loc in self._missing_refs(self.unresolved):
+            for ref, _member, fi, line, loc in self._check_refs(self.unresolved):
                 if ref in self.bad_ids:
-                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which is itself invalid")
+                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which is itself invalid",
+                               "'ref' names an invalid event")
                 else:
-                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which does not exist")
+                    self.error(fi, line, f"{loc}: 'ref' names event {ref!r} which does not exist",
+                               "'ref' names an event that does not exist")
             self.unresolved = []
 
-    def sorted_errors(self) -> list[str]:
-        return [e[3] for e in sorted(self.errors)]
+    def sorted_errors(self) -> list[tuple[int, int, int, str]]:
+        """(file, line, order, text) of the errors kept, in file and line order."""
+        return sorted((-fi, -line, -n, text) for fi, line, n, text in self.errors)
 
 
 def _secondary_indexes(conn: apsw.Connection) -> list[tuple[str, str]]:
@@ -260,7 +297,8 @@ def _is_bulk_load(conn: apsw.Connection, incoming_bytes: int) -> bool:
     return stored * BULK_BYTES_PER_EVENT < incoming_bytes
 
 
-def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_bytes: int = 0) -> ImportReport:
+def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_bytes: int = 0,
+         schema: Schema | None = None, max_errors: int | None = None) -> ImportReport:
     """Run `feed(batch)` in a savepoint; keep its writes only if it found no error."""
     # A bigger page cache while importing: the four indexes on `events` are
     # updated in random order, and the default 2 MB cache thrashes on them.
@@ -268,7 +306,7 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
     with page_cache(conn, IMPORT_CACHE_KIB), gc_paused():
         try:
             with transaction(conn):
-                batch = _Batch(conn, len(labels))
+                batch = _Batch(conn, len(labels), schema or schema_for(), max_errors)
                 # A savepoint, so that inside a caller's transaction only this
                 # import is undone; on its own, the whole transaction is rolled
                 # back too (not committed empty): a refused import leaves the
@@ -282,16 +320,16 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
                         conn.execute(f'DROP INDEX "{name}"')
                     feed(batch)
                     batch.finish()
-                    if batch.errors:
+                    if batch.error_count:
                         raise _Abort
                     for _name, sql in rebuild:
                         conn.execute(sql)
         except _Abort:
             pass
-    errors = batch.sorted_errors()
-    failed = bool(errors)
+    kept = batch.sorted_errors()
+    failed = batch.error_count > 0
     by_file: list[list[str]] = [[] for _ in labels]
-    for fi, _line, _n, text in sorted(batch.errors):
+    for fi, _line, _n, text in kept:
         by_file[fi].append(text)
     per_file = tuple(
         FileReport(
@@ -307,61 +345,72 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
     return ImportReport(
         added=0 if failed else sum(batch.added),
         skipped=0 if failed else sum(batch.skipped),
-        errors=tuple(errors),
+        errors=tuple(text for *_key, text in kept),
         per_file=per_file,
+        error_count=batch.error_count,
+        reasons=tuple(sorted(batch.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
-def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike]) -> ImportReport:
-    """Import events files (JSONL or CSV), all-or-nothing for the whole call.
+def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
+                 catalogue: Catalogue | None = None, max_errors: int | None = None) -> ImportReport:
+    """Import events inputs (JSONL or CSV files; "-" is standard input),
+    all-or-nothing for the whole call, checked against `catalogue` (default:
+    the bundled one).
 
-    Errors -- including files that cannot be read -- come back in the report
-    as 'file:line: reason' (or 'file: reason'), never as exceptions.
+    Errors -- including inputs that cannot be read, and an input with no
+    event at all -- come back in the report as 'file:line: reason' (or
+    'file: reason'), never as exceptions; with `max_errors`, only the first
+    that many are kept (all are counted, by reason). Each input is opened
+    and read once, front to back, so pipes and FIFOs stream.
     """
-    paths = [os.fspath(p) for p in paths]
-    labels: list[tuple[str, str]] = []
-    formats: list[str | None] = []
-    opening_errors: list[str | None] = []
-    for path in paths:
-        try:
-            fmt = detect_format(path)
-            problem = None
-        except EventError as exc:
-            fmt, problem = None, f"{path}: {exc}"
-        labels.append((path, fmt or "unknown"))
-        formats.append(fmt)
-        opening_errors.append(problem)
+    schema = schema_for(catalogue)
+    inputs = [Input(p) for p in paths]
+    labels = [(i.label, i.format or "unknown") for i in inputs]
+    regular_bytes, streamed = 0, False
 
     def feed(batch: _Batch) -> None:
-        for fi, path in enumerate(paths):
-            if opening_errors[fi]:
-                batch.error(fi, 0, opening_errors[fi])
-                continue
+        for fi, source in enumerate(inputs):
+            label = source.label
             try:
-                for line, record, problem in read_records(path, formats[fi]):
+                source.open()
+                labels[fi] = (label, source.format)
+                for line, record, problem in read_records(source, schema=schema):
                     if record is None:
-                        batch.error(fi, line, f"{path}:{line}: {problem}")
+                        batch.problem(fi, line, f"{label}:{line}", problem)
                         if not isinstance(problem, HeaderProblem):
                             batch.records[fi] += 1
                     elif problem:
-                        batch.add(fi, line, f"{path}:{line}", record, problem)
+                        batch.add(fi, line, f"{label}:{line}", record, problem)
                     else:
-                        batch.add(fi, line, f"{path}:{line}", record)
+                        batch.add(fi, line, f"{label}:{line}", record)
             except EventError as exc:
-                batch.error(fi, exc.line or 1 << 62, f"{exc.where(path)}: {exc}")
+                batch.error(fi, exc.line or 1 << 62, f"{exc.where(label)}: {exc}", str(exc))
+                continue
+            finally:
+                source.close()
+            if batch.records[fi] == 0 and not batch.file_errors[fi]:
+                empty = source.stream is not None and source.stream.bytes_read == 0
+                batch.error(fi, 0, f"{label}: no events" + (" (the input is empty)" if empty else
+                            " (only blank lines or a CSV header)"), "no events in the input")
 
-    incoming = 0
-    for path, fmt in zip(paths, formats):
-        if fmt is not None:
-            try:
-                incoming += os.path.getsize(path)
-            except OSError:
-                pass
-    return _run(conn, labels, feed, incoming)
+    # Whether to bulk load is decided before reading: by the regular files'
+    # sizes; an input of unknown size (a pipe) counts as a bulk load only
+    # into an empty table.
+    for path in (os.fspath(p) for p in paths):
+        try:
+            if path != "-" and os.path.isfile(path):
+                regular_bytes += os.path.getsize(path)
+            else:
+                streamed = True
+        except OSError:
+            pass
+    return _run(conn, labels, feed, regular_bytes or (1 if streamed else 0), schema, max_errors)
 
 
 def import_records(
-    conn: apsw.Connection, records: Iterable[tuple[str, dict]], label: str = "records"
+    conn: apsw.Connection, records: Iterable[tuple[str, dict]], label: str = "records",
+    catalogue: Catalogue | None = None,
 ) -> ImportReport:
     """Import already-parsed events: (source, record) pairs, e.g. ('demo:1', {...}).
 
@@ -373,7 +422,16 @@ def import_records(
         for n, (source, record) in enumerate(records, 1):
             batch.add(0, n, source, record)
 
-    return _run(conn, [(label, "records")], feed)
+    return _run(conn, [(label, "records")], feed, schema=schema_for(catalogue))
+
+
+_TYPES_STORED = """
+WITH RECURSIVE t(type) AS (
+  SELECT MIN(type) FROM events
+  UNION ALL
+  SELECT (SELECT MIN(type) FROM events WHERE type > t.type) FROM t WHERE t.type IS NOT NULL)
+SELECT type FROM t WHERE type IS NOT NULL
+"""
 
 
 def iter_events(conn: apsw.Connection, member: str | None = None) -> Iterator[dict]:
@@ -381,11 +439,13 @@ def iter_events(conn: apsw.Connection, member: str | None = None) -> Iterator[di
     if member is None:
         cursor = conn.execute("SELECT body FROM events ORDER BY seq")
     else:
-        # Through the (type, member) index: one probe per event type.
-        marks = ",".join("?" * len(EVENT_TYPES))
+        # Through the (type, member) index: one probe per event type stored
+        # (found by skipping through the same index, one step per type).
+        types = [t for (t,) in conn.execute(_TYPES_STORED)] or list(EVENT_TYPES)
+        marks = ",".join("?" * len(types))
         cursor = conn.execute(
             f"SELECT body FROM events WHERE type IN ({marks}) AND member = ? ORDER BY seq",
-            (*EVENT_TYPES, member))
+            (*types, member))
     loads = json.loads
     for (body,) in cursor:
         yield loads(body)

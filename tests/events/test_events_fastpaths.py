@@ -105,11 +105,13 @@ def test_builders_step_aside_for_what_only_normalise_words():
         assert fast_row(bad) is None and normalise(bad)[0] is None
 
 
-def test_unusual_but_valid_records_still_import_identically():
+def test_lenient_spellings_are_refused_by_both_paths():
     record = {"id": "E1", "type": "ex_booking", "member": "W1", "at": "2025-12-26 10:00:00",
               "amount": 1, "service": "ex", "ride_date": "2025-W52-5", "segments": ["other"]}
-    assert fast_row(record) is None  # a space instead of 'T': normalise decides
-    assert reference_row(record)[3] == "2025-12-26T10:00:00"
+    assert fast_row(record) is None  # a space instead of 'T', a week date: normalise words it
+    event, reasons = normalise(record)
+    assert event is None
+    assert [r.split(" must ")[0] for r in reasons] == ["field 'at'", "field 'ride_date'"]
 
 
 # --------------------------------------------------------------------------- JSONL reader

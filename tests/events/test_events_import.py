@@ -45,10 +45,10 @@ GOOD_JSONL = """
 {"id": "B1", "type": "ex_booking", "member": "W0001", "at": "2025-12-26T01:00:00Z", "amount": 14720, "service": "ex", "ride_date": "2025-12-28", "segments": ["tokaido", "sanyo"], "ticketless": true}
 
 {"id": "C1", "type": "card_payment", "member": "W0002", "at": "2025-12-27T23:30:00-01:00", "amount": -1200}
-{"id": "E1", "type": "campaign_entry", "member": "W0001", "at": "2025-12-01", "campaign": "yearend-2025"}
+{"id": "E1", "type": "campaign_entry", "member": "W0001", "at": "2025-12-01T10:00:00", "campaign": "yearend-2025"}
 {"id": "X1", "type": "cancel", "member": "W0001", "at": "2025-12-29T09:15:00+09:00", "ref": "B1"}
 {"id": "R1", "type": "redemption", "member": "W0002", "at": "2026-01-05T12:00:00", "points": 500, "use": "fare"}
-{"id": "Q1", "type": "wesmo_charge", "member": "W0002", "at": "2026-01-06T08:00:00.75+09:00", "amount": 3000}
+{"id": "Q1", "type": "wesmo_charge", "member": "W0002", "at": "2026-01-06T08:00:00+09:00", "amount": 3000}
 """
 
 
@@ -78,13 +78,13 @@ def test_jsonl_import_normalises_and_derives_columns(conn, tmp_path):
     assert (c1["day"], c1["time"], c1["weekday"]) == ("2025-12-28", "09:30:00", 6)
     assert json.loads(c1["body"])["merchant"] == "other" and json.loads(c1["body"])["card"] == "standard"
     assert c1["source"] == f"{path}:3"  # the blank line 2 still counts
-    # A bare date is the start of the day.
-    assert (e1["at"], e1["time"], e1["amount"]) == ("2025-12-01T00:00:00", "00:00:00", None)
+    # No offset means Asia/Tokyo.
+    assert (e1["at"], e1["time"], e1["amount"]) == ("2025-12-01T10:00:00", "10:00:00", None)
     assert x1["ref"] == "B1" and x1["at"] == "2025-12-29T09:15:00"
     assert json.loads(r1["body"]) == {"id": "R1", "type": "redemption", "member": "W0002",
                                        "at": "2026-01-05T12:00:00", "amount": None,
                                        "points": 500, "use": "fare"}
-    # Fractions of a second are dropped; a charge source defaults to null.
+    # A charge source defaults to null.
     assert q1["at"] == "2026-01-06T08:00:00" and json.loads(q1["body"])["source"] is None
 
 
@@ -94,8 +94,8 @@ B1,ex_booking,W0001,2025-12-26T01:00:00Z,14720,ex,2025-12-28,tokaido;sanyo,TRUE,
 B2,ex_booking,W0001,2025-12-27T08:00:00,9000,e5489,2025-12-27,"[""sanyo"",""kyushu""]",Yes,0,false,station,EX旅パック,,,,
 B3,ex_booking,W0003,2025-12-27T08:00:00,0,ex,2025-12-27,hokuriku | jrwest_local,,,,,,,,,
 
-X1,refund,W0001,2025-12-30,,,,,,,,,,B2,,,
-C1,card_payment,W0002,2025-12-27 12:00:00, -300 ,,,,,,,,,,gold,,lucua
+X1,refund,W0001,2025-12-30T00:00:00,,,,,,,,,,B2,,,
+C1,card_payment,W0002,2025-12-27T12:00:00, -300 ,,,,,,,,,,gold,,lucua
 P1,wesmo_payment,W0002,2025-12-27T12:00:00,800,,,,,,,,,,,YES,
 """
 
@@ -149,11 +149,11 @@ def test_csv_and_jsonl_of_the_same_events_store_the_same_bodies(tmp_path):
 def test_format_is_sniffed_without_a_known_extension(conn, tmp_path):
     j = str(tmp_path / "events.txt")
     (tmp_path / "events.txt").write_text(
-        '  \n\n{"id": "M1", "type": "member_withdrawn", "member": "W1", "at": "2025-12-26"}\n'
+        '  \n\n{"id": "M1", "type": "member_withdrawn", "member": "W1", "at": "2025-12-26T10:00:00"}\n'
     )
     c = write(tmp_path, "events2", """
         id,type,member,at
-        M2,member_withdrawn,W2,2025-12-26
+        M2,member_withdrawn,W2,2025-12-26T10:00:00
         """)
     report = import_files(conn, [j, c])
     assert report.errors == ()
@@ -190,8 +190,8 @@ def test_hash_chain_continues_across_imports(conn, tmp_path):
     a = write(tmp_path, "a.jsonl", GOOD_JSONL)
     b = write(tmp_path, "b.csv", """
         id,type,member,at,ref
-        S1,stopover,W0001,2025-12-31,B1
-        H1,health_insurance_registration,W0009,2026-01-02,
+        S1,stopover,W0001,2025-12-31T09:00:00,B1
+        H1,health_insurance_registration,W0009,2026-01-02T09:00:00,
         """)
     assert import_files(conn, [a]).added == 6
     assert import_files(conn, [b]).added == 2  # S1 refers to B1 from the earlier import
@@ -208,12 +208,12 @@ def test_hash_chain_continues_across_imports(conn, tmp_path):
 
 def test_refs_may_point_forward_and_across_files_of_one_call(conn, tmp_path):
     a = write(tmp_path, "a.jsonl", """
-        {"id": "X1", "type": "cancel", "member": "W1", "at": "2025-12-29", "ref": "B9"}
-        {"id": "X2", "type": "refund", "member": "W1", "at": "2025-12-29", "ref": "B8"}
+        {"id": "X1", "type": "cancel", "member": "W1", "at": "2025-12-29T10:00:00", "ref": "B9"}
+        {"id": "X2", "type": "refund", "member": "W1", "at": "2025-12-29T10:00:00", "ref": "B8"}
         """)
     b = write(tmp_path, "b.jsonl", """
-        {"id": "B9", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 10}
-        {"id": "B8", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 10}
+        {"id": "B9", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 10}
+        {"id": "B8", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 10}
         """)
     report = import_files(conn, [a, b])
     assert report.errors == ()
@@ -222,10 +222,10 @@ def test_refs_may_point_forward_and_across_files_of_one_call(conn, tmp_path):
 
 def test_iter_events_by_member_and_import_records(conn):
     report = import_records(conn, [
-        ("demo:1", {"id": "A", "type": "icoca_charge", "member": "W1", "at": "2025-12-26", "amount": 5000,
+        ("demo:1", {"id": "A", "type": "icoca_charge", "member": "W1", "at": "2025-12-26T10:00:00", "amount": 5000,
                     "source": "point_charge"}),
-        ("demo:2", {"id": "B", "type": "mynapoint_application", "member": "W2", "at": "2025-12-26"}),
-        ("demo:3", {"id": "C", "type": "public_account_registration", "member": "W1", "at": "2025-12-27"}),
+        ("demo:2", {"id": "B", "type": "mynapoint_application", "member": "W2", "at": "2025-12-26T10:00:00"}),
+        ("demo:3", {"id": "C", "type": "public_account_registration", "member": "W1", "at": "2025-12-27T10:00:00"}),
     ], label="demo")
     assert report.errors == () and report.added == 3 and report.per_file[0].path == "demo"
     assert [e["id"] for e in iter_events(conn, member="W1")] == ["A", "C"]
@@ -236,18 +236,18 @@ def test_iter_events_by_member_and_import_records(conn):
 
 def test_import_records_reports_errors_with_the_given_sources(conn):
     report = import_records(conn, [
-        ("demo:1", {"id": "A", "type": "icoca_charge", "member": "W1", "at": "2025-12-26", "amount": 0}),
-        ("demo:2", {"id": "B", "type": "mynapoint_application", "member": "W2", "at": "2025-12-26"}),
+        ("demo:1", {"id": "A", "type": "icoca_charge", "member": "W1", "at": "2025-12-26T10:00:00", "amount": 0}),
+        ("demo:2", {"id": "B", "type": "mynapoint_application", "member": "W2", "at": "2025-12-26T10:00:00"}),
     ])
     assert report.errors == ("demo:1: field 'amount' must be >= 1, got 0",)
     assert report.added == 0 and dump(conn) == []
 
 
 def test_import_inside_an_outer_transaction_rolls_back_only_itself(conn, tmp_path):
-    bad = write(tmp_path, "bad.jsonl", '{"id": "Z", "type": "nope", "member": "W1", "at": "2025-12-26"}\n')
+    bad = write(tmp_path, "bad.jsonl", '{"id": "Z", "type": "nope", "member": "W1", "at": "2025-12-26T10:00:00"}\n')
     with db.transaction(conn):
         ok = import_records(conn, [("r:1", {"id": "A", "type": "member_withdrawn", "member": "W1",
-                                            "at": "2025-12-26"})])
+                                            "at": "2025-12-26T10:00:00"})])
         failed = import_files(conn, [bad])
     assert ok.added == 1 and failed.errors
     assert [e["id"] for e in iter_events(conn)] == ["A"]
@@ -258,21 +258,21 @@ def test_duplicates_and_refs_across_write_chunks(conn, tmp_path, monkeypatch):
 
     monkeypatch.setattr(events_module, "CHUNK", 2)
     good = write(tmp_path, "a.jsonl", """
-        {"id": "X1", "type": "cancel", "member": "W1", "at": "2025-12-29", "ref": "B5"}
-        {"id": "B1", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 1}
-        {"id": "B2", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 2}
-        {"id": "B1", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 1}
-        {"id": "B5", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 5}
+        {"id": "X1", "type": "cancel", "member": "W1", "at": "2025-12-29T10:00:00", "ref": "B5"}
+        {"id": "B1", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 1}
+        {"id": "B2", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 2}
+        {"id": "B1", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 1}
+        {"id": "B5", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 5}
         """)
     report = import_files(conn, [good])
     assert report.errors == () and (report.added, report.skipped) == (4, 1)
     before = dump(conn)
     bad = write(tmp_path, "b.jsonl", """
-        {"id": "N1", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 1}
-        {"id": "N2", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 1}
-        {"id": "N3", "type": "refund", "member": "W1", "at": "2025-12-29", "ref": "N9"}
-        {"id": "N1", "type": "card_payment", "member": "W1", "at": "2025-12-28", "amount": 9}
-        {"id": "B2", "type": "card_payment", "member": "W2", "at": "2025-12-28", "amount": 2}
+        {"id": "N1", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 1}
+        {"id": "N2", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 1}
+        {"id": "N3", "type": "refund", "member": "W1", "at": "2025-12-29T10:00:00", "ref": "N9"}
+        {"id": "N1", "type": "card_payment", "member": "W1", "at": "2025-12-28T10:00:00", "amount": 9}
+        {"id": "B2", "type": "card_payment", "member": "W2", "at": "2025-12-28T10:00:00", "amount": 2}
         """)
     report = import_files(conn, [bad])
     assert report.errors == (
