@@ -59,7 +59,8 @@ def import_cmd(files: tuple[str, ...], rules_dir: Path | None, max_errors: int, 
       points import --rules rules/ --json events.jsonl
     """
     from points.cli.options import default_rules_dir
-    from points.ledger.event_decl import DeclError, load_catalogue
+    from points.ledger.event_catalogue import load_catalogue
+    from points.ledger.event_decl import DeclError
     from points.ledger.events import import_files
 
     try:

@@ -13,7 +13,8 @@ from points.dsl import symbols
 from points.dsl.compiler import Plan, compile_campaign
 from points.dsl.errors import Diagnostic, RulesError
 from points.dsl.parser import parse_recovering, read_source
-from points.ledger.event_decl import Catalogue, bundled_catalogue, load_catalogue, load_catalogue_leniently
+from points.ledger.event_catalogue import bundled_catalogue, load_catalogue, load_catalogue_leniently
+from points.ledger.event_decl import Catalogue
 
 
 @attrs.frozen

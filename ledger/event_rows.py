@@ -180,8 +180,15 @@ def compile_builders(schema: Schema) -> dict[str, Callable[[dict], Row | None]]:
     return {t: _compile(schema, t) for t in schema.types}
 
 
+def builders_for(schema: Schema) -> dict[str, Callable[[dict], Row | None]]:
+    """The builders of a schema's types, compiled on first use (kept on the schema)."""
+    if schema.builders is None:
+        schema.builders = compile_builders(schema)
+    return schema.builders
+
+
 #: The builders of the bundled catalogue.
-BUILDERS = BUNDLED.builders
+BUILDERS = builders_for(BUNDLED)
 
 
 def fast_row(record: Any) -> Row | None:

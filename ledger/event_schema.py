@@ -22,8 +22,9 @@ import attrs
 
 from points.ledger import event_checks as ck
 from points.ledger.event_checks import Invalid, show
+from points.ledger.event_catalogue import bundled_catalogue
 from points.ledger.event_decl import (BOOL, CHOICE, DATE, DATE_OF_AT, DATETIME, INT, LIST, MAX_AMOUNT, TEXT,
-                                      Catalogue, FieldDecl, bundled_catalogue)
+                                      Catalogue, FieldDecl)
 
 # Kinds of the envelope (beyond the declared kinds of ledger.event_decl).
 ID, MEMBER, AT = "id", "member", "at"
@@ -132,22 +133,13 @@ class Schema:
             name: _CSV_CONVERT.get(kind, _csv_str) for name, kind in self.field_kinds.items()}
         #: Columns whose cell is the value as it stands (stripped): no conversion.
         self.csv_text_columns = frozenset(n for n, k in self.field_kinds.items() if k not in _CSV_CONVERT)
-        self._builders: dict | None = None
+        self.builders: dict | None = None  # the compiled row builders (ledger.event_rows.builders_for)
 
     def fields_of(self, type_: str) -> tuple[Field, ...]:
         """Every field of an event of `type_`, envelope first (amount always included)."""
         specific = self.type_fields[type_]
         extra = () if any(f.name == "amount" for f in specific) else (_ANY_AMOUNT,)
         return ENVELOPE + extra + specific
-
-    @property
-    def builders(self) -> dict:
-        """Event type -> compiled row builder (ledger.event_rows), made on first use."""
-        if self._builders is None:
-            from points.ledger.event_rows import compile_builders
-
-            self._builders = compile_builders(self)
-        return self._builders
 
     def normalise(self, record: Any, ignore_missing: frozenset[str] = frozenset()) -> tuple[dict | None, list[str]]:
         """Check one record against the contract.

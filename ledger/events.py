@@ -1,17 +1,18 @@
 """Event import: JSON Lines and CSV files -> the append-only `events` table.
 
-An import is all-or-nothing for the whole call: every line of every file is
-checked against the contract (`ledger.event_schema`), every problem is
-collected as a `file:line: reason` string, and only if there is none are the
-new events written -- in one transaction, in file order, hash-chained like the
+An import is all-or-nothing for the whole call: every line of every input is
+checked against the declared catalogue of the rules folder (`ledger.event_schema`
+compiles it; default: the bundled one), every problem is collected as a
+`file:line: reason` string (the first `max_errors` kept, all counted by reason),
+and only if there is none are the new events written -- in one transaction, in file order, hash-chained like the
 journal (`hash = sha256(prev_hash + body + US + source)`, the first `prev_hash` is 64 zeros).
 
 An event whose id is already stored (or seen earlier in the same call) with
 the same normalised content is skipped, so re-importing a file is a no-op; the
 same id with other content is an error.
 
-How it stays fast and bounded in memory: files are streamed line by line
-(`ledger.event_files`); a plainly valid record becomes its row through the
+How it stays fast and bounded in memory: inputs (files, pipes, standard
+input) are opened once and streamed in blocks (`ledger.event_files`); a plainly valid record becomes its row through the
 compiled builder of its type (`ledger.event_rows`), anything else through
 `normalise`; valid events are written in chunks inside a savepoint as they
 come (so that duplicate ids and refs are found with one indexed query per
@@ -34,24 +35,12 @@ import attrs
 from points.ledger.db import gc_paused, page_cache, transaction
 from points.ledger.event_decl import Catalogue
 from points.ledger.event_files import EventError, HeaderProblem, Input, detect_format, read_records
-from points.ledger.event_schema import EVENT_TYPES, Problem, Schema, normalise, reason_of, schema_for
-from points.ledger.event_rows import weekday_of
+from points.ledger.event_schema import EVENT_TYPES, Schema, normalise, reason_of, schema_for
+from points.ledger.event_rows import builders_for, weekday_of
 
-__all__ = [
-    "GENESIS_HASH",
-    "EVENT_TYPES",
-    "EventError",
-    "FileReport",
-    "ImportReport",
-    "canonical_json",
-    "detect_format",
-    "event_hash",
-    "import_files",
-    "import_records",
-    "iter_events",
-    "normalise",
-    "read_records",
-]
+__all__ = ["GENESIS_HASH", "EVENT_TYPES", "EventError", "FileReport", "ImportReport", "canonical_json",
+           "detect_format", "event_hash", "import_files", "import_records", "iter_events", "normalise",
+           "read_records"]
 
 GENESIS_HASH = "0" * 64
 CHUNK = 5000  # events written (and looked up) per round trip
@@ -139,7 +128,7 @@ class _Batch:
                  max_errors: int | None = None) -> None:
         self.conn = conn
         self.schema = schema
-        self.builders = schema.builders
+        self.builders = builders_for(schema)
         self.max_errors = max_errors
         # The first max_errors errors by (file, line, order), as a max-heap of
         # negated keys: errors are found out of line order (duplicates at a

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from points.ledger import db
-from points.ledger.event_decl import (BOOL, CHOICE, DATE, DATE_OF_AT, DATETIME, INT, LIST, TEXT,
-                                      bundled_catalogue, merge, parse_events)
+from points.ledger.event_catalogue import bundled_catalogue, merge
+from points.ledger.event_decl import BOOL, CHOICE, DATE, DATE_OF_AT, DATETIME, INT, LIST, TEXT, parse_events
+from points.ledger.event_rows import builders_for
 from points.ledger.event_schema import schema_for
 from points.ledger.events import canonical_json, import_files, iter_events
 
@@ -116,7 +117,7 @@ def test_generated_valid_lines_import_as_declared(tmp_path_factory, batch):
     for raw, norm in batch:
         got, errors = SCHEMA.normalise(raw)
         assert errors == [] and got == norm
-        row = SCHEMA.builders[raw["type"]](raw)
+        row = builders_for(SCHEMA)[raw["type"]](raw)
         assert row is None or (row[0], row[3], row[9]) == (norm["id"], norm["at"], canonical_json(norm))
     tmp = tmp_path_factory.mktemp("gen")
     path = tmp / "e.jsonl"
@@ -160,4 +161,4 @@ def test_one_corrupted_field_is_refused_naming_it(case):
     got, errors = SCHEMA.normalise(record)
     assert got is None
     assert any(f"'{name}'" in e for e in errors), errors
-    assert SCHEMA.builders[record["type"]](record) is None
+    assert builders_for(SCHEMA)[record["type"]](record) is None

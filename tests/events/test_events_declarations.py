@@ -14,8 +14,9 @@ from points.dsl import symbols
 from points.dsl.errors import RulesError
 from points.dsl.loader import check_files, load_rules
 from points.ledger import db
-from points.ledger.event_decl import (DeclError, bundled_catalogue, bundled_path, load_catalogue,
-                                      parse_events, read_catalogue)
+from points.ledger.event_catalogue import bundled_catalogue, bundled_path, load_catalogue, read_catalogue
+from points.ledger.event_decl import DeclError, parse_events
+from points.ledger.event_rows import builders_for
 from points.ledger.event_schema import schema_for
 from points.ledger.events import import_files, iter_events
 
@@ -295,4 +296,4 @@ def test_symbols_follow_the_catalogue_in_use(tmp_path):
 def test_the_schema_of_a_catalogue_is_compiled_once():
     cat = read_catalogue([bundled_path()])
     assert schema_for(cat) is schema_for(cat)
-    assert set(schema_for(cat).builders) == set(cat.names)
+    assert set(builders_for(schema_for(cat))) == set(cat.names)
