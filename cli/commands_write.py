@@ -92,13 +92,14 @@ def import_cmd(files: tuple[str, ...], rules_dir: Path | None, max_errors: int, 
         n = report.error_count
         if n > len(report.errors):
             click.echo(f"... and {n - len(report.errors):,} more (--max-errors N shows more)", err=True)
-        click.echo(f"error: {n:,} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
-        if len(report.reasons) > 1 or n > len(report.errors):
+        if n > len(report.errors):  # some not shown: what they are, counted by reason
             click.echo("by reason:", err=True)
             for reason, count in report.reasons[:50]:
                 click.echo(f"  {count:>9,}  {reason}", err=True)
             if len(report.reasons) > 50:
                 click.echo(f"  ... and {len(report.reasons) - 50:,} more reasons", err=True)
+        # The last line: the one-line verdict.
+        click.echo(f"error: {n:,} problem{'s' if n != 1 else ''} in the input; nothing imported", err=True)
         raise click.exceptions.Exit(1)
     for f in report.per_file:
         click.echo(f"{f.path}: imported {f.added:,} events ({f.skipped:,} skipped)")

@@ -32,7 +32,7 @@ __all__ = ["STDIN", "STDIN_LABEL", "EventError", "HeaderProblem", "Input", "MAX_
 MAX_LINE = 65536  # bytes of one line (one event)
 
 
-class HeaderProblem(str):
+class HeaderProblem(Problem):
     """A reason about a CSV header: not a record, so not counted as one."""
 
 
@@ -371,9 +371,9 @@ def _read_csv(f, schema: Schema | None = None) -> Iterator[tuple[int, Any, Any]]
             unknown = []
             for i, name in enumerate(header):
                 if not name:
-                    yield line, None, HeaderProblem(f"empty column name (column {i + 1})")
+                    yield line, None, HeaderProblem(f"empty column name (column {i + 1})", "empty column name")
                 elif name in seen:
-                    yield line, None, HeaderProblem(f"duplicate column {name!r}")
+                    yield line, None, HeaderProblem(f"duplicate column {name!r}", "duplicate column")
                 elif name not in converters:
                     unknown.append(name)
                 else:
@@ -386,11 +386,12 @@ def _read_csv(f, schema: Schema | None = None) -> Iterator[tuple[int, Any, Any]]
                 more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
                 yield line, None, HeaderProblem(
                     f"unknown column{'s' if len(unknown) > 1 else ''} {names_}{more}"
-                    f" (known columns: {', '.join(schema.all_fields)})"
+                    f" (known columns: {', '.join(schema.all_fields)})", "unknown column"
                 )
             absent = [n for n in _ENVELOPE_NAMES if n not in seen]
             for name in absent:
-                yield line, None, HeaderProblem(f"missing column {name!r} (required for every event)")
+                yield line, None, HeaderProblem(f"missing column {name!r} (required for every event)",
+                                                f"missing column {name!r}")
             missing = frozenset(absent)
             if len(plan) == ncols:
                 names = header

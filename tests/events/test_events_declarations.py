@@ -4,6 +4,7 @@ rules folder's own types (imported and usable by a `.rules` file)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -297,3 +298,30 @@ def test_the_schema_of_a_catalogue_is_compiled_once():
     cat = read_catalogue([bundled_path()])
     assert schema_for(cat) is schema_for(cat)
     assert set(builders_for(schema_for(cat))) == set(cat.names)
+
+
+def test_declaration_files_are_read_like_rules_files(tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT\n")
+    (folder / "leak.events").symlink_to(secret)
+    os.mkfifo(folder / "pipe.events")
+    (folder / "big.events").write_text("# x\n" * 300_000)
+    (folder / "latin1.events").write_bytes(b"# caf\xe9\n")
+    with pytest.raises(DeclError) as caught:
+        load_catalogue(folder)
+    got = {Path(p).name: msg for p, _line, _col, msg in caught.value.problems}
+    assert got == {
+        "big.events": "cannot read: more than the 1,048,576 bytes allowed",
+        "latin1.events": "cannot read: not UTF-8 text (byte 6)",
+        "leak.events": "cannot read: a symbolic link out of the rules folder (not read)",
+        "pipe.events": "cannot read: not a regular file (a FIFO, device or folder is not read)",
+    }
+    assert "SECRET" not in str(caught.value)
+    # A link that stays inside the folder is read.
+    for name in got:
+        (folder / name).unlink()
+    (folder / "real.txt").write_text("event spa\n")
+    (folder / "inside.events").symlink_to(folder / "real.txt")
+    assert load_catalogue(folder).names[-1] == "spa"

@@ -336,7 +336,7 @@ def test_cli_caps_errors_and_prints_counts_by_reason(tmp_path):
     assert len([x for x in lines if x.startswith(f"{bad}:")]) == 20
     assert "... and 6 more (--max-errors N shows more)" in lines
     assert "error: 26 problems in the input; nothing imported" in lines
-    assert lines[-2:] == ["         25  field 'video' must be a non-empty string", "          1  unknown field"]
+    assert lines[-3:-1] == ["         25  field 'video' must be a non-empty string", "          1  unknown field"]
     r = runner.invoke(cli, ["--db", str(path), "import", "--max-errors", "2", "--json", str(bad)])
     data = json.loads(r.stdout)
     assert r.exit_code == 1 and len(data["errors"]) == 2 and data["error_count"] == 26
