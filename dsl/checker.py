@@ -34,7 +34,7 @@ from points.dsl import ast
 from points.dsl import symbols as sym
 from points.dsl import tables as tables_mod
 from points.dsl.check_common import (
-    CLAUSE_WORDS, MAX_PAY_YEARS_AFTER, ORDERED_OPS, Ctx, Scope, closest, conjuncts, did_you_mean, is_date_lit,
+    CLAUSE_WORDS, MAX_PAY_YEARS_AFTER, ORDERED_OPS, Ctx, Scope, closest, conjuncts, did_you_mean, is_date_lit, walk,
 )
 from points.dsl.check_expressions import ExpressionChecker
 from points.dsl.check_reachability import ReachabilityChecker
@@ -121,6 +121,14 @@ class ClauseChecker:
         if c.payday is not None and c.awards and all(a.pay is not None for a in c.awards):
             self.s.warn(c.payday.span, "the campaign's `pay` date is never used: every award has its own "
                         "payment date", "delete it, or delete the awards' own `on ...`")
+        for a in c.awards:
+            pay = a.pay or c.payday
+            reads = self.sources(pay.after) if isinstance(pay, ast.PayMonthAfter) else set()
+            if reads and not reads & self.sources(a.when):  # (a date literal is never none)
+                self.s.warn(pay.after.span, f"`{self.s.text(pay.after)}` may be none (no event) while "
+                            f"{'mission' if a.is_mission else 'award'} {a.name} is cleared: it then has no "
+                            "payment date and is not paid (the run records why)",
+                            f"make the condition need it, e.g. `when {self.s.text(pay.after)} != none`")
         within_budget = any(a.lottery is not None and a.lottery.winners is None for a in c.awards)
         if c.budget is not None and c.budget.policy != "all or nothing" and c.awards and all(
                 a.lottery is not None for a in c.awards if a.kind == c.budget.kind):
@@ -130,6 +138,21 @@ class ClauseChecker:
                 and c.budget.kind not in {a.kind for a in c.awards}):
             self.s.warn(c.budget.span, f"no award pays {c.budget.kind} points: the budget is never drawn from",
                         "a budget limits the awards of its own kind only")
+
+    def sources(self, node, seen: frozenset = frozenset()) -> set[str]:
+        """The values and streams an expression reads, through values."""
+        out: set[str] = set()
+        for x in walk(node) if node is not None else ():
+            if isinstance(x, ast.Name) and x.name in self.s.values and x.name not in seen:
+                out.add(x.name)
+                out |= self.sources(self.s.values[x.name].expr, seen | {x.name})
+            elif isinstance(x, ast.Name) and x.name in self.s.streams:
+                out.add(x.name)
+            elif isinstance(x, ast.Dotted) and x.base in self.s.streams:
+                out.add(x.base)
+            elif isinstance(x, ast.Filtered):
+                out.add(x.stream)
+        return out
 
     def check_date_range(self, rng: ast.DateRange, what: str) -> None:
         ok = True

@@ -101,6 +101,7 @@ class Checkpointer:
         self.policy = budget.policy if budget else None
         self.deferring = self.policy in ("first come first served", "pro rata")
         self.deferred: list[tuple] = []
+        self.noted: set[str] = set()  # no-pay-date records queued by this checkpoint
         self.arrival = None
         self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
                             if budget else None)
@@ -211,6 +212,8 @@ class Checkpointer:
                 pay_date = member_pay_date(award, self.plan, self.cp.period, env)
         due = pay_date is not None and pay_date <= self.cp.day
         if not due and not paid and not self.grants.get(key):
+            if pay_date is None and isinstance(award.pay, ast.PayMonthAfter):
+                self.no_pay_date(award, env)
             return
         target = self.target(award, env)
         if pay_date is None:  # was paid, no longer has a payment date: recompute to zero
@@ -301,6 +304,27 @@ class Checkpointer:
                             "ran out for an earlier member")
             elif not self.grant(award, member, amount, target, pay_date, events, now=True):
                 exhausted = True
+
+    def no_pay_date(self, award: AwardPlan, env: MemberEnv) -> None:
+        """A cleared award whose `on day N of month after EXPR` has no date (EXPR is none
+        for this member) cannot be paid: recorded once per member and period, so that it
+        says why instead of staying silent."""
+        target = self.target(award, env)
+        if target <= 0:
+            return
+        key = f"refused:{self.lc.name}:{self.cp.period.id}:{award.name}:{env.member}:no-pay-date"
+        if key in self.noted or self.j.entry_by_key(key) is not None:
+            return
+        self.noted.add(key)
+        reason = (f"cleared, but not paid: its payment date `on day {award.pay.day} of month after ...` "
+                  "has no value for this member (the date it is computed from is none)")
+        self.batch.append(NewEntry(
+            key=key, effective=self.cp.day, postings=(), recorded=self.ctx.recorded,
+            campaign=self.lc.name, rule=self.lc.file, rules_hash=self.lc.rules_hash,
+            step=f"{self.cp.period.id}:{award.name}:refused",
+            memo={"member": env.member, "award": award.name, "points": target, "refused": reason}))
+        self.pending.append([None, 0])
+        self.refused.append((env.member, award.name, target, reason))
 
     def refuse(self, award: AwardPlan, member: str, amount: int, reason: str) -> None:
         key = "refused:" + self._base_key(award, member)

@@ -96,3 +96,36 @@ def test_nothing_bounds_an_event_date_field_or_an_open_stream(tmp_path):
     assert grid_end(tmp_path / "b", "date >= 2026-01-01") is None
     # max() of a bounded and an unbounded date is unbounded
     assert grid_end(tmp_path / "c", "date in window", "max(first(charge.date), 2026-09-01)") == dt.date(2026, 10, 18)
+
+
+NO_DATE = '''
+  stream application = mynapoint_application where date in window
+  stream charge = icoca_charge where date in window
+  award bonus = 100 basic
+    when exists(charge)
+    on day 10 of month after first(application.date)
+'''
+
+
+def test_a_cleared_award_without_a_pay_date_says_why_once(tmp_path):
+    from points.dsl import checker
+    from points.dsl.parser import parse
+    from tests.support import RULES
+
+    found, _ = checker.check(parse(HEAD + NO_DATE, "x.rules"), RULES)
+    assert [(d.severity, d.message.split(":")[0]) for d in found] == [
+        ("warning", "`first(application.date)` may be none (no event) while award bonus is cleared")]
+    rs = rules(tmp_path, NO_DATE)
+    w = new_world(tmp_path)
+    w.add(charge("c1", "m1", 500, "2026-01-05T10:00:00"), charge("c2", "m1", 500, "2026-01-20T10:00:00"),
+          charge("c3", "m2", 500, "2026-01-06T10:00:00"), apply("a2", "m2", "2026-01-07T10:00:00"))
+    w.run("2026-06-30", rs)
+    assert w.paid("late-pay", "m1") == 0 and w.paid("late-pay", "m2") == 100
+    refused = [e.memo for e in w.journal.entries(campaign="late-pay") if "refused" in e.memo]
+    assert [(m["member"], m["points"]) for m in refused] == [("m1", 100)]  # once, though checked monthly
+    assert "has no value for this member" in refused[0]["refused"]
+    # the warning goes once the condition needs the date
+    found, _ = checker.check(parse(HEAD + NO_DATE.replace("when exists(charge)",
+                                                          "when exists(charge) and exists(application)"),
+                                   "x.rules"), RULES)
+    assert found == []
