@@ -352,10 +352,10 @@ def test_pay_date_outside_campaign():
 def test_pay_date_forms():
     assert one(STREAM + "  award x = 1 basic on day 26 after period end\n")[2].startswith(
         "`on day N after period end` needs a monthly cycle")
-    assert one(STREAM + "  award x = 1 basic on day 40 of month after first(pay.date)\n") == (
-        4, 21, "day 40 is not a day of a month (1 to 31)")
-    assert one(STREAM + "  award x = 1 basic on day 18 of month after count(pay)\n") == (
-        4, 46, "`on day N of month after ...` needs a date, not int")
+    assert one(STREAM + "  award x = 1 basic when exists(pay) on day 40 of month after first(pay.date)\n") == (
+        4, 38, "day 40 is not a day of a month (1 to 31)")
+    assert one(STREAM + "  award x = 1 basic when exists(pay) on day 18 of month after count(pay)\n") == (
+        4, 63, "`on day N of month after ...` needs a date, not int")
     # No pay date at all: the default applies, no error.
     assert diags(STREAM + "  award x = 1 basic\n") == []
 
