@@ -216,7 +216,12 @@ def invalid_award(conn: apsw.Connection, rules: RuleSet, until: dt.date) -> str 
     from points.dsl.evaluator import evaluate
     from points.dsl.runtime import DivisionByZero
 
+    from points.engine.runs import completed_until
+
     (wm,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    done = completed_until(conn, wm, rules.hashes)
+    if done is not None and done >= until:
+        return None  # an earlier run did all of it with these events and rules: a no-op
     for lc in rules.campaigns:
         if not _may_be_unsafe(lc.plan.campaign):
             continue
