@@ -200,6 +200,9 @@ class Checkpointer:
             raise RunError(
                 f"{self.lc.file}: award {award.name} of member {env.member} is {float(amount):g} points, "
                 f"not a whole number: round it with floor(), ceil(), trunc() or round()")
+        if amount > 2**63 - 1:  # SQLite INTEGER: an error here, not an OverflowError in the writer
+            raise RunError(f"{self.lc.file}: award {award.name} of member {env.member} is {amount:,} "
+                           "points, beyond the 64-bit range")
         return max(amount, 0)
 
     def settle(self, award: AwardPlan, env: MemberEnv, pay_date: dt.date | None = None) -> None:
