@@ -43,9 +43,11 @@ class World:
     journal: Journal
     path: Path
 
-    def add(self, *records: dict) -> None:
-        """Import events (dicts in the JSONL contract); fails the test on any bad event."""
-        report = events.import_records(self.conn, [(f"test:{i}", r) for i, r in enumerate(records, 1)])
+    def add(self, *records: dict, catalogue=None) -> None:
+        """Import events (dicts in the JSONL contract; `catalogue`: a rules folder's event
+        declarations, default the bundled ones); fails the test on any bad event."""
+        report = events.import_records(self.conn, [(f"test:{i}", r) for i, r in enumerate(records, 1)],
+                                       catalogue=catalogue)
         assert not report.errors, report.errors
 
     def run(self, until: str | dt.date, rules: RuleSet | None = None) -> RunReport:

@@ -48,6 +48,10 @@ EXPECTED = {
     "double-weekend": ("2026-09-30", {"M1": {"basic": 60}}),
     # M1: 24 payments in 2026: once. M2: 11 in 2026 and 1 in 2027.
     "once-a-year": ("2027-02-28", {"M1": {"basic": 1_000}, "M2": {}}),
+    # A new event type declared in hotel.events. M1: 3 nights (300) + 7 nights capped at 5
+    # (500). M2: a package rate earns nothing, its other stay was cancelled. M3: the June
+    # stay is outside, the last second of August is inside (1 night).
+    "hotel-stay": ("2026-09-30", {"M1": {"basic": 800}, "M2": {}, "M3": {"basic": 100}}),
     # M1: 10 days at shop a (two payments on the 1st: one stamp) -> 500. M2: 2 shops x 10
     # days = 20 -> 1,500. M3: its 499-yen payment is under 500: 9 stamps.
     "stamps-per-shop-day": ("2026-11-30", {"M1": {"limited": 500}, "M2": {"limited": 1_500}, "M3": {}}),
@@ -67,7 +71,7 @@ def test_recipe(tmp_path, name):
     rules = load_rules(folder)
     w = new_world(tmp_path)
     records = [json.loads(line) for line in (COOKBOOK / name / "events.jsonl").read_text().splitlines()]
-    w.add(*records)
+    w.add(*records, catalogue=rules.catalogue)  # the recipe's own *.events, if any
     until, expected = EXPECTED[name]
     w.run(until, rules)
     members = sorted({r["member"] for r in records})
