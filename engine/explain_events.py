@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import apsw
+
 from points.dsl import ast
 from points.dsl.compiler import Period, Plan, compile_campaign
 from points.dsl.evaluator import install_tables, query_params
@@ -51,7 +53,10 @@ def event_plan(lc) -> tuple[Plan, dict[str, list[tuple[str, Any]]]]:
             probes[key] = (s.name, conj)
             items.append((source_text(lc.source, conj.span), key))
         texts[s.name] = items
-    plan = compile_campaign(c, lc.plan.tables, event_probes=probes, join_lookups=False)
+    try:
+        plan = compile_campaign(c, lc.plan.tables, event_probes=probes, join_lookups=False)
+    except Exception:  # noqa: BLE001 -- a construct the probes cannot take: the run's predicate only
+        return lc.plan, {}
     return plan, texts
 
 
@@ -72,7 +77,18 @@ def stream_events(conn, plan: Plan, texts: dict, period: Period, as_of: dt.date,
         cycle = plan.campaign.cycle is not None and period.start and period.end
         lo = period.start.isoformat() if cycle else None
         hi = period.end.isoformat() if cycle else None
-        rows = list(conn.execute(sql, {**params, "stream_type": stream.event_type}))
+        args = {**params, "stream_type": stream.event_type}
+        try:
+            rows = list(conn.execute(sql, args))
+        except apsw.Error:  # a probe SQLite refuses: say counted or not, without the condition
+            items = []
+            try:
+                rows = list(conn.execute(sql.replace(probe_cols, ""), args))
+            except apsw.Error as exc:
+                out[name] = {"type": stream.event_type, "counted": [], "left_out": [],
+                             "left_out_total": 0, "other_periods": 0, "by_day": [],
+                             "error": f"events not listed: {exc}"}
+                continue
         undoers = _undoers(conn, stream, [r[1] for r in rows], as_of, wm)
         for seq, eid, at, day, amount, match, would, *tests in rows:
             visible = day <= as_of.isoformat() and seq <= wm
