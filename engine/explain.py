@@ -131,7 +131,11 @@ def _tiers(lc, conn, plan, period: Period, as_of: dt.date, wm: int, member: str)
     """Per `sum over` of the campaign, the member's value tier by tier."""
     sums = _group_sums(plan.campaign)
     out = []
-    for g in tier_breakdown(conn, plan, period, as_of, wm, member):
+    try:
+        groups = tier_breakdown(conn, plan, period, as_of, wm, member)
+    except Exception:  # noqa: BLE001 -- a grouping the breakdown cannot show: the values still are
+        groups = []
+    for g in groups:
         same = [n for n in sums if n.stream == g["stream"]]
         text = source_text(lc.source, same[0].span) if len(same) == 1 else f"sum over {g['stream']}"
         out.append({"expression": text, "tiers": [{"key": _show(k), "value": _show(v)} for k, v in g["tiers"]]})
@@ -258,6 +262,8 @@ def render(trace: dict) -> str:
 
 
 def _render_stream(name: str, st: dict) -> list[str]:
+    if st.get("error"):
+        return [f"  stream {name} ({st['type']}): {st['error']}"]
     if not st["counted"] and not st["left_out_total"]:
         return []
     out = [f"  stream {name} ({st['type']}): {len(st['counted'])} counted, "
