@@ -223,11 +223,13 @@ VALID = {
     "mynapoint_application": {},
     "redemption": {"points": 10, "use": "fare"},
 }
-WRONG = {  # values of the wrong type for a field of the given name
-    "id": [1, True, [], {}, ""],
+WRONG = {  # values of the wrong type for a field of the given name (and what strict input refuses)
+    "id": [1, True, [], {}, "", " h1", "h1 ", "h\x001", "h\u200b1", "e\u0301", "x" * 129],
     "type": [1, [], "", "Wesmo_Payment"],
-    "member": [1, "", "a:b", " ", "x" * 65, ["M1"]],
-    "at": ["2026-02-29T10:00:00", "10:00", "", 1, "2026-03-05 25:00"],
+    "member": [1, "", "a:b", " ", "x" * 65, ["M1"], "M\x07", "Jose\u0301"],
+    "at": ["2026-02-29T10:00:00", "10:00", "", 1, "2026-03-05 25:00", "2026-03-05", "2026-03-05T10:00:00.5",
+           "2026-03-05 10:00:00", "2026-W10-4T10:00:00", "20260305T100000", "2026-03-05T10",
+           "2026-03-05T10:00:00+0900", "1999-12-31T23:59:59", "2100-01-01T00:00:00"],
     "amount": ["1", 1.5, True, 10 ** 13, -10 ** 13, [1]],
     "points": [0, -1, "1", 1.0, 10 ** 13],
     "use": ["air", 1, ""],
@@ -247,7 +249,7 @@ WRONG = {  # values of the wrong type for a field of the given name
 def corrupt_line(draw):
     etype = draw(st.sampled_from(sorted(VALID)))
     ev = {"id": "h1", "type": etype, "member": "M1", "at": "2026-03-05T10:00:00", **VALID[etype]}
-    how = draw(st.sampled_from(["wrong value", "drop required", "unknown field", "truncate"]))
+    how = draw(st.sampled_from(["wrong value", "drop required", "unknown field", "truncate", "duplicate key"]))
     if how == "wrong value":
         field = draw(st.sampled_from([f for f in ev if f in WRONG]))
         ev[field] = draw(st.sampled_from(WRONG[field]))
@@ -267,6 +269,9 @@ def corrupt_line(draw):
     elif how == "unknown field":
         ev[draw(st.sampled_from(["colour", "Amount", "memberId", "ref"]))] = "x"
         text = json.dumps(ev)
+    elif how == "duplicate key":  # the same key again, even with the same value
+        field = draw(st.sampled_from(sorted(ev)))
+        text = json.dumps(ev)[:-1] + ", " + json.dumps({field: ev[field]})[1:]
     else:
         full = json.dumps(ev)
         text = full[: draw(st.integers(1, len(full) - 1))]
