@@ -47,8 +47,8 @@ def import_cmd(files: tuple[str, ...], rules_dir: Path | None, max_errors: int, 
     folder's *.events files (its own types added to, or replacing, the
     bundled catalogue; see docs/events.md). All or nothing: if any line of
     any file is bad, the first --max-errors problems are printed as
-    `file:line: reason` on stderr with a count by reason, nothing is
-    imported and the exit status is 1. An input with no event is an error
+    `file:line: reason` on stderr (with more, a count of all by reason),
+    nothing is imported and the exit status is 1. An input with no event is an error
     too. Pipes, FIFOs and /dev/stdin are read as a stream. Re-importing a
     file is a no-op (its events are skipped).
 
