@@ -82,6 +82,7 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
     markers = run_markers(conn)
     draws, entries = {}, []
     events_of: dict[int, tuple[str, ...]] = {}
+    still_counted: dict[int, tuple[str, ...]] = {}  # grant seq -> events after its reversals
     for seq, key, effective, step, memo, reverses, rule, rules_hash, events in conn.execute(
             "SELECT seq, key, effective, step, memo, reverses, rule, rules_hash, events FROM entries"
             " WHERE campaign = ? ORDER BY seq", (campaign,)):
@@ -103,7 +104,11 @@ def explain(conn, rules: RuleSet, member: str, campaign: str, as_of: dt.date | N
             run = run_of_entry(markers, seq)
             item["ruleset"] = run.ruleset if run is not None else None
             if reverses is not None:
-                item["caused_by"] = reversal_causes(conn, events_of[seq], events_of.get(reverses, ()),
+                # What the grant still counted before this reversal: an earlier reversal of
+                # it already answered for the events it dropped.
+                before = still_counted.get(reverses, events_of.get(reverses, ()))
+                still_counted[reverses] = events_of[seq]
+                item["caused_by"] = reversal_causes(conn, events_of[seq], before,
                                                     plan.undo_types, effective)
             entries.append(item)
 

@@ -12,7 +12,10 @@ Before its first step a run (`engine.workflow.Runner.run`):
    file and both hashes) unless the operator gave `--amend "REASON"`. Then an
    `amend` entry records who, why, when and both hashes, and the keys of the
    entries the changed campaigns post in this run carry `~amend<seq>` of that
-   entry: the differences are adjustments linked to the amendment.
+   entry: the differences are adjustments linked to the amendment. Each period of a
+   changed campaign is settled again on the day of its latest entry (not at its past
+   checkpoints), against everything already paid or taken back, so an amendment needs
+   --until on or after the campaign's latest entry.
 """
 
 from __future__ import annotations
@@ -148,6 +151,10 @@ def start(runner, amend, check: bool) -> tuple[dict, dict[str, str]]:
                                + '; to post the differences, run again with --amend "REASON"')
         if not changes:
             return extra, tags
+        late = _latest_effective(conn, {c["campaign"] for c in changes})
+        if late is not None and late > runner.until.isoformat():
+            raise TermsChanged(f"the changed campaigns have entries up to {late}, after --until "
+                               f"{runner.until.isoformat()}: amend with --until {late} or later")
         found = _unsealed_amendment(conn, digest)
         if found is not None:
             seq, memo = found
@@ -165,6 +172,12 @@ def start(runner, amend, check: bool) -> tuple[dict, dict[str, str]]:
         tags[c["campaign"]] = f"~amend{seq}"
     extra["amendment"] = seq
     return extra, tags
+
+
+def _latest_effective(conn, campaigns: set[str]) -> str | None:
+    marks = ",".join("?" * len(campaigns))
+    return conn.execute(f"SELECT MAX(effective) FROM entries WHERE campaign IN ({marks})",
+                        tuple(sorted(campaigns))).fetchone()[0]
 
 
 def _who() -> str:

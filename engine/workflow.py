@@ -160,13 +160,30 @@ class Runner:
                 if fund_day <= self.until:
                     days[fund_day].append(("fund", lc))
             for period in periods_of(self.conn, plan, self.until, self.wm):
-                for cp in self.checkpoints(lc, period):
+                cps = self.checkpoints(lc, period)
+                if lc.name in self.key_tags:
+                    cps = self.amended_checkpoints(lc, period, cps)
+                for cp in cps:
                     days[cp.day].append(("checkpoint", lc, cp))
         for (day,) in self.conn.execute(
                 "SELECT DISTINCT day FROM events WHERE type = 'redemption' AND day <= ? AND seq <= ?",
                 (self.until.isoformat(), self.wm)):
             days[dt.date.fromisoformat(day)].append(("redeem",))
         return days
+
+    def amended_checkpoints(self, lc: LoadedCampaign, period: Period,
+                            cps: list[Checkpoint]) -> list[Checkpoint]:
+        """A period of a campaign whose terms were amended (engine.recorded): settled once
+        on the day of its latest entry, against everything paid or taken back by then,
+        then at its later checkpoints. Recomputing its earlier days would not see what
+        later entries already paid or took back."""
+        (last,) = self.conn.execute(
+            "SELECT MAX(effective) FROM entries WHERE campaign = ? AND step >= ? AND step < ?",
+            (lc.name, f"{period.id}:", f"{period.id};")).fetchone()
+        if last is None:
+            return cps
+        day = dt.date.fromisoformat(last)
+        return [Checkpoint(day, lc.name, period, True)] + [cp for cp in cps if cp.day > day]
 
     def checkpoints(self, lc: LoadedCampaign, period: Period) -> list[Checkpoint]:
         plan = lc.plan

@@ -177,3 +177,35 @@ def test_changing_a_rules_file_of_a_campaign_that_paid_is_refused(tmp_path, monk
     f.write_bytes(old)  # back to the recorded terms: accepted again
     assert p("run", "--until", "2026-04-30").exit_code == 0
     assert p("verify").exit_code == 0
+
+
+def test_an_amendment_that_lowers_awards_posts_linked_reversals_and_verifies(tmp_path, monkeypatch):
+    p = Points(tmp_path, monkeypatch)
+    rules = rules_copy(tmp_path / "rules", "yearend-2025.rules")
+    p("init"), p("import", SAMPLES)
+    assert p("run", "--until", "2026-03-31").exit_code == 0
+    f = rules / "yearend-2025.rules"
+    f.write_text(f.read_text(encoding="utf-8").replace("min(spend, cap)", "min(spend, 5_000)"),
+                 encoding="utf-8")
+    amended = p("run", "--until", "2026-03-31", "--amend", "prize capped at 5,000 (erratum)")
+    assert amended.exit_code == 0, amended.output
+    conn = db.connect(tmp_path / "points.db", readonly=True)
+    (amend_seq,) = conn.execute("SELECT seq FROM entries WHERE step = 'amend'").fetchone()
+    rows = conn.execute("SELECT key, reverses FROM entries WHERE key LIKE ?", (f"%~amend{amend_seq}%",)).fetchall()
+    assert rows and all(k.startswith("reverse:") and r is not None for k, r in rows)
+    # every winner now holds at most 5,000 from the campaign
+    net = conn.execute(
+        "SELECT json_extract(e.memo, '$.member'), SUM(p.amount) FROM entries e JOIN postings p ON p.entry = e.seq"
+        " WHERE e.campaign = 'yearend-2025' AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
+        " GROUP BY 1").fetchall()
+    assert net and max(v for _, v in net) == 5000
+    conn.close()
+    ok = p("verify")
+    assert ok.exit_code == 0, ok.output
+    conn = db.connect(tmp_path / "points.db", readonly=True)
+    (member,) = conn.execute("SELECT json_extract(memo, '$.member') FROM entries WHERE key LIKE ?"
+                             " ORDER BY seq LIMIT 1", (f"reverse:%~amend{amend_seq}",)).fetchone()
+    conn.close()
+    text = p("explain", member, "yearend-2025").output
+    assert f"amendment entry {amend_seq}" in text
+    assert "caused by a recomputation with no undoing event (the rules amendment)" in text
