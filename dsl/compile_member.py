@@ -76,6 +76,11 @@ class MemberCode:
             inc = node.inclusive_end
             return lambda env: (compare_values(">=", v(env), lo(env))
                                 and compare_values("<=" if inc else "<", v(env), hi(env)))
+        if t is ast.Dotted and node.base == sym.MEMBER:  # member data on the period's last day
+            slot = self.q.attribute_slot(node.attr)
+            if sym.member_attributes().get(node.attr) == sym.DATE:
+                return lambda env: to_date(env.slots.get(slot))
+            return lambda env: env.slots.get(slot)
         if t is ast.ListLit:
             items = [self.closure(i, group) for i in node.items]
             return lambda env: [f(env) for f in items]

@@ -40,6 +40,17 @@ class Queries:
             self._slot_of[key] = slot
         return self._slot_of[key]
 
+    def attribute_slot(self, attribute: str) -> str:
+        """`member.ATTR` per member: on the last day of the period, one value per member
+        (the same on every row of the member, so it merges as a max)."""
+        key = f"member.{attribute}"
+        if key not in self._slot_of:
+            slot = f"a{len(self.main_slots)}"
+            self.main_exprs.append(self.sql.attribute_sql(attribute, "e.member", ":pend"))
+            self.main_slots.append((slot, "max"))
+            self._slot_of[key] = slot
+        return self._slot_of[key]
+
     def reaching_slot(self, call: ast.Call) -> str:
         """`date_reaching(s.f, N)`: a running total per member in a side query."""
         key = repr(call)

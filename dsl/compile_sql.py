@@ -121,6 +121,22 @@ class EventSql:
                 f"AND {self.match(stream.name, y, with_visibility=True)} "
                 f"AND ({y}.at < {a}.at OR ({y}.at = {a}.at AND {y}.seq <= {a}.seq)))")
 
+    def attribute_sql(self, attribute: str, member_sql: str, day_sql: str) -> str:
+        """Member data (`member.ATTR`): the value of the member's `member_profile` event that
+        sets it with the latest `valid_from` on or before the day, the later import on a
+        tie, undone profiles left out (ledger.member_data's rule), among the events visible
+        at the evaluation."""
+        p, u = self.alias(), self.alias()
+        value = f"json_extract({p}.body, {self.param('$.' + attribute)})"
+        valid = f"json_extract({p}.body, {self.param('$.valid_from')})"
+        undo = ", ".join(self.param(t) for t in sym.undo_types()) or "NULL"
+        return (f"(SELECT {value} FROM events {p} WHERE {p}.type = {self.param(sym.PROFILE)} "
+                f"AND {p}.member = {member_sql} AND {value} IS NOT NULL AND {valid} <= {day_sql} "
+                f"AND +{p}.day <= :asof AND {p}.seq <= :wm "
+                f"AND NOT EXISTS (SELECT 1 FROM events {u} WHERE {u}.ref = {p}.id AND +{u}.type IN ({undo}) "
+                f"AND +{u}.day <= :asof AND {u}.seq <= :wm) "
+                f"ORDER BY {valid} DESC, {p}.seq DESC LIMIT 1)")
+
     def is_list_field(self, stream: ast.Stream, node) -> bool:
         return isinstance(node, ast.Name) and sym.event_fields(stream.event_type).get(node.name) == sym.LIST
 
@@ -163,6 +179,8 @@ class EventSql:
             return self.compare_sql(node, stream, a)
         if t is ast.Lookup:
             return self.lookup_sql(node, stream, a)
+        if t is ast.Dotted and node.base == sym.MEMBER:  # member data on the event's date
+            return self.attribute_sql(node.attr, f"{a}.member", f"{a}.day")
         if t is ast.Call:
             if self.group is not None and self.is_aggregate(node):
                 return self.group.aggregate(node)

@@ -107,6 +107,20 @@ BOOL_AGGREGATES = {"any", "all"}  # either a bool field or a filtered stream
 
 RANGE_NAMES = {"window", "period"}
 
+# Member data (`member.tier`): the attributes `member_profile` events set from their
+# `valid_from` day on (ledger.member_data).
+PROFILE = "member_profile"
+MEMBER = "member"
+_NOT_ATTRIBUTES = {"id", "type", "member", "at", "amount", "ref", "valid_from"} | set(DERIVED_FIELDS)
+
+
+def member_attributes() -> dict[str, str]:
+    """Attribute name -> language type, as the catalogue in use declares member_profile
+    (empty when it does not)."""
+    if PROFILE not in event_types():
+        return {}
+    return {k: v for k, v in event_fields(PROFILE).items() if k not in _NOT_ATTRIBUTES}
+
 # In an aggregate's filter: the event's position among the member's events of its stream
 # (1 = the first, by time, then import order).
 RANK = "nth"

@@ -52,6 +52,9 @@ EXPECTED = {
     # (500). M2: a package rate earns nothing, its other stay was cancelled. M3: the June
     # stay is outside, the last second of August is inside (1 night).
     "hotel-stay": ("2026-09-30", {"M1": {"basic": 800}, "M2": {}, "M3": {"basic": 100}}),
+    # 1 point per 100 yen: 20 in July (M1's birthday is in August), 40 on 1 August; M2 has
+    # no birthday on file: 20.
+    "birthday-month": ("2026-10-31", {"M1": {"basic": 60}, "M2": {"basic": 20}}),
     # M1: 10 days at shop a (two payments on the 1st: one stamp) -> 500. M2: 2 shops x 10
     # days = 20 -> 1,500. M3: its 499-yen payment is under 500: 9 stamps.
     "stamps-per-shop-day": ("2026-11-30", {"M1": {"limited": 500}, "M2": {"limited": 1_500}, "M3": {}}),
