@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 
 class CallChecker:
-    """Functions, aggregates, table lookups and date arithmetic: arity, argument shapes
-    and types."""
+    """Functions, aggregates, table lookups, date arithmetic and member data: arity,
+    argument shapes and types."""
 
     def __init__(self, scope: Scope, exprs: "ExpressionChecker"):
         self.s = scope
@@ -282,3 +282,20 @@ class CallChecker:
             self.s.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
             return sym.ANY
         return unify(ty, dt_)
+
+    def member_attribute(self, n: ast.Dotted, ctx: Ctx) -> str:
+        """`member.tier`: member data, per event on the event's date, per member on the
+        last day of the period."""
+        attributes = sym.member_attributes()
+        if not attributes:
+            self.s.err(n.span, f"`member.{n.attr}` reads member data, but no `{sym.PROFILE}` event type "
+                       "is declared", "declare it in a *.events file of the rules folder (see docs/events.md)")
+            return sym.ANY
+        if n.attr not in attributes:
+            self.s.err(n.span, f"members have no attribute {n.attr}", did_you_mean(n.attr, attributes))
+            return sym.ANY
+        if ctx.group is not None:
+            self.s.err(n.span, f"`member.{n.attr}` cannot be used inside `sum over`",
+                       "read it in a value, or per event in a stream's field")
+            return sym.ANY
+        return attributes[n.attr]

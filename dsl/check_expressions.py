@@ -254,7 +254,7 @@ class ExpressionChecker:
 
     def dotted(self, n: ast.Dotted, ctx: Ctx) -> str:
         if n.base == sym.MEMBER and n.base not in self.s.streams and n.base not in self.s.tables:
-            return self.member_attribute(n, ctx)
+            return self.calls.member_attribute(n, ctx)
         if n.base in self.s.tables or n.base in self.s.failed_tables:
             self.s.err(n.span, f"`{n.base}.{n.attr}` is a table column: use it after `in`",
                      f"e.g. `merchant in {n.base}.{n.attr}`, or `lookup {n.attr} in {n.base} where ...`")
@@ -265,23 +265,6 @@ class ExpressionChecker:
             self.s.err(n.span, f"unknown stream or table {n.base}",
                      did_you_mean(n.base, list(self.s.streams) + list(self.s.tables)))
         return sym.ANY
-
-    def member_attribute(self, n: ast.Dotted, ctx: Ctx) -> str:
-        """`member.tier`: member data, per event on the event's date, per member on the
-        last day of the period."""
-        attributes = sym.member_attributes()
-        if not attributes:
-            self.s.err(n.span, f"`member.{n.attr}` reads member data, but no `{sym.PROFILE}` event type "
-                       "is declared", "declare it in a *.events file of the rules folder (see docs/events.md)")
-            return sym.ANY
-        if n.attr not in attributes:
-            self.s.err(n.span, f"members have no attribute {n.attr}", did_you_mean(n.attr, attributes))
-            return sym.ANY
-        if ctx.group is not None:
-            self.s.err(n.span, f"`member.{n.attr}` cannot be used inside `sum over`",
-                       "read it in a value, or per event in a stream's field")
-            return sym.ANY
-        return attributes[n.attr]
 
     def binop(self, n: ast.BinOp, ctx: Ctx) -> str:
         if n.op == "-" and foreign.dashed(self.s, n, ctx):

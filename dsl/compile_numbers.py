@@ -1,5 +1,5 @@
-"""Exact arithmetic in SQL: a per-event (or per-group) number as a fraction of two
-integer SQL expressions, and the four rounding functions on it.
+"""Numbers and dates in SQL: a per-event (or per-group) number as an exact fraction of
+two integer SQL expressions, the four rounding functions on it, and the date functions.
 
 SQLite divides integers toward zero and turns a non-whole quotient into a float, so
 `amount * 2%` or `amount / 3` cannot be computed as such without losing the cent the
@@ -91,3 +91,19 @@ def rounded(mode: str, x: Frac, step: str = "1") -> str:
         sign = f"(CASE WHEN ({n} < 0) != ({d} < 0) THEN -1 ELSE 1 END)"
         q = f"(((2 * abs({n}) + abs({d})) / (2 * abs({d}))) * {sign})"
     return q if step == "1" else f"({q} * {step})"
+
+
+def date_sql(func: str, args: list[str]) -> str | None:
+    """The date functions on SQL arguments ('YYYY-MM-DD' text), or None if `func` is not one."""
+    if func == "days":  # `N days`: the number, added by `date(d, N || ' days')`
+        return args[0]
+    if func in ("year", "month", "day"):
+        part = {"year": "%Y", "month": "%m", "day": "%d"}[func]
+        return f"CAST(strftime('{part}', {args[0]}) AS INTEGER)"
+    if func == "weekday":  # monday 0 .. sunday 6, as the weekday names
+        return f"((CAST(strftime('%w', {args[0]}) AS INTEGER) + 6) % 7)"
+    if func == "week_start":
+        return f"date({args[0]}, '-' || ((CAST(strftime('%w', {args[0]}) AS INTEGER) + 6) % 7) || ' days')"
+    if func == "days_between":
+        return f"CAST(round(julianday({args[1]}) - julianday({args[0]})) AS INTEGER)"
+    return None

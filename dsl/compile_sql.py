@@ -16,7 +16,7 @@ from typing import Any
 
 from points.dsl import ast
 from points.dsl import symbols as sym
-from points.dsl.compile_numbers import Frac, choose, combine, negate, rounded
+from points.dsl.compile_numbers import Frac, choose, combine, date_sql, negate, rounded
 from points.dsl.plan import ENTRY_STREAM, CompileError, Scan
 from points.dsl.tables import Table
 
@@ -235,18 +235,10 @@ class EventSql:
             return out
         if func == "abs":
             return f"abs({sql[0]})"
-        if func == "days":
-            return sql[0]
-        if func in ("year", "month", "day"):
-            part = {"year": "%Y", "month": "%m", "day": "%d"}[func]
-            return f"CAST(strftime('{part}', {sql[0]}) AS INTEGER)"
-        if func == "weekday":  # monday 0 .. sunday 6, as the weekday names
-            return f"((CAST(strftime('%w', {sql[0]}) AS INTEGER) + 6) % 7)"
-        if func == "week_start":
-            return f"date({sql[0]}, '-' || ((CAST(strftime('%w', {sql[0]}) AS INTEGER) + 6) % 7) || ' days')"
-        if func == "days_between":
-            return f"CAST(round(julianday({sql[1]}) - julianday({sql[0]})) AS INTEGER)"
-        raise CompileError(f"{node.span}: cannot compile {func}() per event")
+        out = date_sql(func, sql)
+        if out is None:
+            raise CompileError(f"{node.span}: cannot compile {func}() per event")
+        return out
 
     def date_add(self, node: ast.BinOp, stream, a) -> str | None:
         """`DATE + N days` / `DATE - N days` (either side for +) as SQL, else None."""
