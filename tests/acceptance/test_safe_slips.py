@@ -4,7 +4,6 @@ stderr, no traceback, and the database bytes unchanged (or no file created)."""
 import json
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from tests.acceptance.cli import (
-    SAMPLE_EVENTS, assert_clean_refusal, copy_rules, digest, points, points_exe,
+    BUNDLED, SAMPLE_EVENTS, assert_clean_refusal, copy_rules, digest, points, points_exe,
 )
 
 WITHDRAWN = '{{"id": "{id}", "type": "member_withdrawn", "member": "W1", "at": "{at}"}}\n'
@@ -202,7 +201,7 @@ def test_a_closed_pipe_exits_quietly(demo_db, workdir):
 
 def _rules_with_award(folder, expression):
     rules = copy_rules(folder, ["jwest-card.rules"])
-    text = (copy_rules.__globals__["BUNDLED"] / "yearend-2025.rules").read_text()
+    text = (BUNDLED / "yearend-2025.rules").read_text()
     original = "= min(spend, cap) basic"
     assert original in text
     (rules / "yearend-2025.rules").write_text(text.replace(original, f"= {expression} basic"))
@@ -248,7 +247,7 @@ def test_a_rules_file_linked_out_of_the_folder_is_not_read(workdir):
 
 
 def test_deeply_nested_expression_is_no_recursion_error(workdir):
-    text = (copy_rules.__globals__["BUNDLED"] / "yearend-2025.rules").read_text()
+    text = (BUNDLED / "yearend-2025.rules").read_text()
     deep = "(" * 5000 + "spend" + ")" * 5000
     path = workdir / "deep.rules"
     path.write_text(text.replace("= min(spend, cap) basic", f"= min({deep}, cap) basic"))
