@@ -280,6 +280,7 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     assert by_engine == by_sql, "engine journal differs from the hand-written SQL: " + _diff(by_engine, by_sql)
     t_rerun, _ = _timed(Runner(conn, rules, until).run, label="rerun")  # a no-op: all posted
     conn.close()
+    guard_rows = pre_run_validation(cli_path, rules, until, t_run)
     cli_rows = points_run(cli_path, rules_dir, until, by_sql, t_sql, echo)
     cpu = dict(CPU)
     echo(f"  CPU seconds: run {cpu['run']:.2f} (Journal.append {cpu['append']:.2f}), eval {cpu['eval']:.2f}, SQL {cpu['sql']:.2f}, loop {cpu['loop']:.2f},"
@@ -301,10 +302,30 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
              ratio=t_loop / t_run, target=">= 3x", ok=t_loop / t_run >= 3,
              note=f"per-event Python loop {t_loop:.2f} s is {t_loop / t_run:.2f}x the run; CPU {cpu['loop']:.2f} s"
                   f" vs {cpu['run']:.2f} s = {cpu['loop'] / cpu['run']:.2f}x"),
+        *guard_rows,
         *cli_rows,
         dict(name="settle card: re-run (no-op)", subject=t_rerun, reference=t_run, unit="s",
              ratio=t_rerun / t_run, target="(info)", ok=None, note="same run again: nothing to post"),
     ]
+
+
+def pre_run_validation(path: str, rules, until: dt.date, t_run: float) -> list[dict]:
+    """What `points run` does before it writes: `engine.guards.invalid_award` on the
+    freshly imported file (nothing run yet), timed alone."""
+    from points.engine import guards
+
+    conn = db.connect(path)
+    try:
+        t, refused = _timed(guards.invalid_award, conn, rules, until, label="guard")
+        (wm,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        todo = [f"{lc.name}.{a.name}" for lc, awards in guards.awards_to_validate(rules, wm) for a in awards]
+    finally:
+        conn.close()
+    assert refused is None, refused
+    return [dict(name="settle card: awards checked ahead", subject=t, reference=t_run, unit="s",
+                 ratio=t / t_run, target="(info)", ok=None,
+                 note=f"guards.invalid_award before the run, CPU {CPU['guard']:.2f} s; awards evaluated"
+                      f" ahead: {', '.join(todo) or 'none (every award proven by dsl.wholeness)'}")]
 
 
 def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql: float, echo) -> list[dict]:

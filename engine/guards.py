@@ -205,13 +205,33 @@ def _may_be_unsafe(node) -> bool:
     return False
 
 
+def awards_to_validate(rules: RuleSet, events: int) -> list[tuple[LoadedCampaign, list]]:
+    """The campaigns whose awards a run must evaluate ahead, each with those awards:
+    the ones with `/`, `*` or a percentage that the text does not prove whole, within
+    64 bits and free of division by zero with `events` events in the database
+    (dsl.wholeness). Empty when every award is proven: the run then evaluates nothing
+    twice."""
+    from points.dsl.wholeness import prove_awards
+
+    out = []
+    for lc in rules.campaigns:
+        if not _may_be_unsafe(lc.plan.campaign):
+            continue
+        proofs = prove_awards(lc.plan.campaign, lc.plan.tables, rules.catalogue)
+        todo = [a for a in lc.plan.awards.values() if not proofs[a.name].safe(events)]
+        if todo:
+            out.append((lc, todo))
+    return out
+
+
 def invalid_award(conn: apsw.Connection, rules: RuleSet, until: dt.date) -> str | None:
     """The first award a run until `until` could not write (not a whole number, or
     beyond 64 bits), found by evaluating each period once with the events known
     now -- before the run writes any entry -- or None.
 
-    Only campaigns with `/`, `*` or percentages are evaluated (see _may_be_unsafe);
-    the run checks every award again as it settles."""
+    Only the awards of `awards_to_validate` are evaluated (with `/`, `*` or
+    percentages, and not proven safe by their text); the run checks every award
+    again as it settles."""
     from points.dsl.compiler import whole
     from points.dsl.evaluator import evaluate
     from points.dsl.runtime import DivisionByZero
@@ -222,15 +242,13 @@ def invalid_award(conn: apsw.Connection, rules: RuleSet, until: dt.date) -> str 
     done = completed_until(conn, wm, rules.hashes)
     if done is not None and done >= until:
         return None  # an earlier run did all of it with these events and rules: a no-op
-    for lc in rules.campaigns:
-        if not _may_be_unsafe(lc.plan.campaign):
-            continue
+    for lc, todo in awards_to_validate(rules, wm):
         for period, _ in _periods(conn, lc, until):
             days = [period_pay_date(a.pay, lc.plan, period) for a in lc.plan.awards.values()]
             if days and all(d is not None and d > until for d in days):
                 continue  # nothing of this period is paid by `until`
             for env in evaluate(conn, lc.plan, period, until, wm):
-                for award in lc.plan.awards.values():
+                for award in todo:
                     where = f"{lc.file}: campaign {lc.name}, award {award.name} of member {env.member}"
                     try:
                         if not award.when(env):
