@@ -318,7 +318,10 @@ def pre_run_validation(path: str, rules, until: dt.date, t_run: float) -> list[d
     try:
         t, refused = _timed(guards.invalid_award, conn, rules, until, label="guard")
         (wm,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        todo = [f"{lc.name}.{a.name}" for lc, awards in guards.awards_to_validate(rules, wm) for a in awards]
+        if hasattr(guards, "awards_to_validate"):
+            todo = [f"{lc.name}.{a.name}" for lc, awards in guards.awards_to_validate(rules, wm) for a in awards]
+        else:  # before dsl.wholeness: every campaign with `/`, `*` or a percentage
+            todo = [f"{lc.name} (all)" for lc in rules.campaigns if guards._may_be_unsafe(lc.plan.campaign)]
     finally:
         conn.close()
     assert refused is None, refused
