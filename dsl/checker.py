@@ -40,6 +40,7 @@ from points.dsl.check_expressions import ExpressionChecker
 from points.dsl.check_reachability import ReachabilityChecker
 from points.dsl.errors import Diagnostic, at
 from points.dsl.tables import Table, TableError
+from points.dsl.wholeness import fraction_warnings
 from points.ledger.kinds import KIND_NAMES
 
 
@@ -129,6 +130,9 @@ class ClauseChecker:
                             f"{'mission' if a.is_mission else 'award'} {a.name} is cleared: it then has no "
                             "payment date and is not paid (the run records why)",
                             f"make the condition need it, e.g. `when {self.s.text(pay.after)} != none`")
+        if not any(d.is_error for d in self.s.diags):  # a proof needs a sound campaign
+            for span, message, hint in fraction_warnings(c, self.s.tables):
+                self.s.warn(span, message, hint)
         within_budget = any(a.lottery is not None and a.lottery.winners is None for a in c.awards)
         if c.budget is not None and c.budget.policy != "all or nothing" and c.awards and all(
                 a.lottery is not None for a in c.awards if a.kind == c.budget.kind):

@@ -66,6 +66,7 @@ class Proof:
     whole: bool
     peak: Poly | None  # None: not bounded (or not whole)
     reason: str = ""
+    step: Fraction | None = None  # the amount is a multiple of it (None: not known)
 
     def safe(self, events: int) -> bool:
         """Whole, within 64 bits at every step and free of division by zero with at
@@ -160,8 +161,8 @@ class Prover:
         except Unproven as exc:
             return Proof(award.name, False, None, str(exc))
         if num.step.denominator != 1:
-            return Proof(award.name, False, None, f"a multiple of {num.step}, not always whole")
-        return Proof(award.name, True, num.peak)
+            return Proof(award.name, False, None, f"a multiple of {num.step}, not always whole", num.step)
+        return Proof(award.name, True, num.peak, step=num.step)
 
     # --- division: per member a `/` by 0 is an error (per event it is none)
     def no_division_by_zero(self, node, seen: set) -> None:
@@ -230,7 +231,9 @@ class Prover:
             # at most n tiers; a body made of the tier's own events only grows with them
             over = (lambda p: (0,) + tuple(p)) if flags["outer"] else _over_groups
             bound = over(body.bound)
-            return Num(body.step, bound, _max(over(body.peak), bound))
+            # each step of a tier's body stays within its peak; the running total of
+            # the tiers within the bound
+            return Num(body.step, bound, _max(body.peak, bound))
         if t is ast.Call:
             return self.call(node, group)
         raise Unproven(f"{t.__name__} is not a number known to be whole")
@@ -318,15 +321,15 @@ class Prover:
     def event(self, node, stream: ast.Stream, busy: frozenset) -> Num:
         t = type(node)
         if t is ast.Literal:
-            if not isinstance(node.value, int) or isinstance(node.value, bool):
-                raise Unproven("a fraction per event")
             return _const(node.value)
         if t is ast.Name:
             return self.field(stream, node.name, busy)
         if t is ast.Unary and node.op == "neg":
             return self.event(node.operand, stream, busy)
-        if t is ast.BinOp and node.op in ("+", "-", "*"):
+        if t is ast.BinOp and node.op in ("+", "-", "*", "/"):
             return self.arith(node, lambda x: self.event(x, stream, busy))
+        if t is ast.Call and node.func in ROUNDING:
+            return self.event_rounding(node, stream, busy)
         if t is ast.Conditional:
             a, b = self.event(node.then, stream, busy), self.event(node.otherwise, stream, busy)
             return _combine((a, b), _max(a.bound, b.bound), _gcd(a.step, b.step))
@@ -341,6 +344,30 @@ class Prover:
         if t is ast.Call and node.func == "abs":
             return self.event(node.args[0], stream, busy)
         raise Unproven(f"a {t.__name__} per event")
+
+    def event_rounding(self, node: ast.Call, stream: ast.Stream, busy: frozenset) -> Num:
+        """`floor(amount * 2%)` per event: SQL keeps the fraction as numerator and
+        denominator (dsl.compile_numbers) until it is rounded, so each step of it is
+        at most the value times the product of the literals' numerators and
+        denominators, and the rounding doubles that at most."""
+        x = self.event(node.args[0], stream, busy)
+        step = Fraction(1)
+        if len(node.args) > 1:
+            s = node.args[1]
+            if not (isinstance(s, ast.Literal) and type(s.value) is int and s.value > 0):
+                raise Unproven(f"the step of {node.func}() per event is not a positive whole literal")
+            step = Fraction(s.value)
+        den = Fraction(1)
+        for n in _walk(node.args[0]):
+            if isinstance(n, ast.Literal) and isinstance(n.value, Fraction):
+                den *= abs(n.value.numerator) * n.value.denominator
+            if (isinstance(n, ast.BinOp) and n.op == "/" and isinstance(n.right, ast.Literal)
+                    and isinstance(n.right.value, (int, Fraction))):
+                v = Fraction(n.right.value)
+                den *= abs(v.numerator) * v.denominator
+        bound = _add(x.bound, (step,))
+        peak = _scale(_add(x.peak, (step,)), 4 * den * step)
+        return Num(step, bound, _max(peak, bound))
 
     def lookup(self, node: ast.Lookup, stream: ast.Stream, busy: frozenset) -> Num:
         table = self.tables.get(node.table)
@@ -385,6 +412,23 @@ def _walk(node):
             stack.extend(n)
         elif attrs.has(type(n)) and not isinstance(n, ast.Span):
             stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)) if f.name != "span")
+
+
+def fraction_warnings(campaign: ast.Campaign, tables: dict[str, Table]) -> list[tuple[ast.Span, str, str]]:
+    """(span, message, hint) for every award whose amount is known to be a multiple of
+    a fraction, so not always whole: the run refuses such an award for a member
+    whose amount is not whole (`points check` warns, with the events' catalogue in
+    use)."""
+    prover = Prover(campaign, tables, sym.schema())
+    out = []
+    for a in campaign.awards:
+        proof = prover.prove(a)
+        if proof.step is not None and proof.step.denominator != 1:
+            out.append((a.amount.span,
+                        f"award {a.name} may not be a whole number of points (a multiple of {proof.step}): "
+                        "a run refuses it, before writing anything, when it is not",
+                        "round it with floor(), ceil(), trunc() or round(), e.g. `floor(total * 2%)`"))
+    return out
 
 
 def prove_awards(campaign: ast.Campaign, tables: dict[str, Table],

@@ -84,3 +84,20 @@ def test_tiers_partition_the_events_so_their_sum_grows_like_one_sum(tmp_path):
                  "value bonus = sum over purchase by multiplier: (sum(amount) * 2 + 1)")
     assert own.whole and len(own.peak) == 2
     assert own.safe(1_000_000)
+
+
+def test_check_warns_about_an_award_that_is_a_multiple_of_a_fraction(tmp_path):
+    from click.testing import CliRunner
+
+    from points.cli.main import cli
+
+    folder = copy_rules(tmp_path / "rules")
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["check", str(folder)])
+    assert clean.exit_code == 0 and "warning" not in clean.output
+    path = folder / "jwest-card.rules"
+    path.write_text(path.read_text(encoding="utf-8").replace(BASE, "value base = total / 7", 1), encoding="utf-8")
+    result = runner.invoke(cli, ["check", str(folder)])
+    assert result.exit_code == 0  # a warning: the data decides, and the run refuses it then
+    assert "jwest-card.rules:" in result.output
+    assert "warning: award monthly may not be a whole number of points (a multiple of 1/7)" in result.output
