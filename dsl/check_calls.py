@@ -61,6 +61,8 @@ class CallChecker:
             return sym.DAYS
         if f in sym.DATE_FUNCTIONS:
             return self.date_function(n, types)
+        if f in sym.CAMPAIGN_FUNCTIONS:
+            return self.campaign_function(n, ctx)
         if ctx.sql and f in ("min", "max", "abs"):
             for a, ty in zip(n.args, types):
                 self.x.need_whole(a, ty, ctx, f"the argument `{self.s.text(a)}` of {f}()")
@@ -107,6 +109,24 @@ class CallChecker:
                 return sym.INT
             return sym.INT if isinstance(step.value, int) else sym.NUM
         return sym.INT
+
+    def campaign_function(self, n: ast.Call, ctx: Ctx) -> str:
+        """`awarded("campaign", "award")`, `award_date(...)`: another campaign's award, per
+        member (that the campaign and award exist, and no loop, is checked across files)."""
+        f = n.func
+        if len(n.args) != 2 or not all(isinstance(a, ast.Literal) and isinstance(a.value, str) for a in n.args):
+            self.s.err(n.span, f"{f}() takes a campaign's name and one of its awards, as text",
+                       f'e.g. {f}("gold-status", "gold")')
+            return sym.ANY
+        if ctx.scope == "event" or ctx.group is not None:
+            self.s.err(n.span, f"{f}() reads another campaign's awards per member: use it in a value or a "
+                       "condition, not in a stream or `sum over`")
+            return sym.ANY
+        if n.args[0].value == self.s.c.name:
+            self.s.err(n.args[0].span, f"{f}() names this campaign: use the award's name itself",
+                       f"e.g. `when {n.args[1].value}`")
+            return sym.ANY
+        return sym.CAMPAIGN_FUNCTIONS[f]
 
     def date_function(self, n: ast.Call, types: list[str]) -> str:
         """year(d), month(d), day(d), weekday(d), week_start(d), days_between(a, b)."""

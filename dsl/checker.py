@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from points.dsl import ast
+from points.dsl import ast, campaign_deps
 from points.dsl import symbols as sym
 from points.dsl import tables as tables_mod
 from points.dsl.check_common import (
@@ -429,4 +429,5 @@ def check_many(files: list[ast.RulesFile], rules_dir: Path) -> list[Diagnostic]:
             elif first.span.path != c.span.path:
                 diags.append(at(c.span, f"campaign {c.name} is already declared in {first.span}",
                                 "each campaign has one file; rename one of them"))
+    diags.extend(campaign_deps.check_references(campaigns))
     return _unique_sorted(diags)

@@ -102,6 +102,11 @@ class MemberCode:
 
     def call(self, node: ast.Call, group: dict | None) -> Closure:
         func = node.func
+        if func in sym.CAMPAIGN_FUNCTIONS:  # another campaign's award, per member
+            slot = self.q.campaign_slot(func, node.args[0].value, node.args[1].value)
+            if func == "award_date":
+                return lambda env: to_date(env.slots.get(slot))
+            return lambda env: env.slots.get(slot) or 0
         if not self.is_aggregate(node, group):
             args = [self.closure(a, group) for a in node.args]
             consts = [a.value if type(a) is ast.Literal else NO_CONST for a in node.args]

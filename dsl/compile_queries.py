@@ -51,6 +51,27 @@ class Queries:
             self._slot_of[key] = slot
         return self._slot_of[key]
 
+    def campaign_slot(self, func: str, campaign: str, award: str) -> str:
+        """`awarded(C, A)` (net points) / `award_date(C, A)` (latest grant's date): one pass
+        over campaign C's award and reversal entries effective by the evaluation day, per
+        member, in a side query (members with such an award and no event of this campaign
+        are evaluated too)."""
+        key = f"{func}:{campaign}:{award}"
+        if key not in self._slot_of:
+            q = self.sql
+            slot = f"c{len(self.side)}"
+            value = ("SUM(p.amount)" if func == "awarded"
+                     else "MAX(CASE WHEN n.key LIKE 'award:%' THEN n.effective END)")
+            inner = (f"SELECT json_extract(n.memo, '$.member') AS member, {value} AS v "
+                     f"FROM entries n JOIN postings p ON p.entry = n.seq "
+                     f"WHERE n.campaign = {q.param(campaign)} AND json_extract(n.memo, '$.award') = {q.param(award)} "
+                     f"AND (n.key LIKE 'award:%' OR n.key LIKE 'reverse:%') AND n.effective <= :asof "
+                     f"AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%') GROUP BY member")
+            sql = f"SELECT e.member, e.v FROM ({inner}) e WHERE e.v IS NOT NULL {{members}} ORDER BY e.member"
+            self.side.append(SideQuery(slot, sql, "value"))
+            self._slot_of[key] = slot
+        return self._slot_of[key]
+
     def reaching_slot(self, call: ast.Call) -> str:
         """`date_reaching(s.f, N)`: a running total per member in a side query."""
         key = repr(call)

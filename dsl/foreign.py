@@ -98,9 +98,9 @@ def dashed(scope, n: ast.BinOp, ctx) -> bool:
     span = ast.Span(n.span.path, left.span.line, left.span.column, right.span.end_line, right.span.end_column)
     text = f"{left.name}-{right.name}" if isinstance(right, ast.Name) else f"{left.name}-{right.base}.{right.attr}"
     if isinstance(right, ast.Dotted):
-        scope.err(span, f"`{text}` reads as `{left.name} - {right.base}.{right.attr}`: a campaign's "
-                   "awards and values cannot be used by another campaign (not part of the language)",
-                   "compute what you need in this campaign from its own streams of events")
+        scope.err(span, f"`{text}` reads as `{left.name} - {right.base}.{right.attr}`: another "
+                   "campaign's award is read with awarded() or award_date()",
+                   f'e.g. `awarded("{left.name}-{right.base}", "{right.attr}") > 0`')
     else:
         scope.err(span, f"`{text}` reads as `{left.name} - {right.name}`: names are written with "
                    f"`_`, as in `{left.name}_{right.name}`", "a dash is a minus; write `a - b` with spaces")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from points.dsl import ast, limits
+from points.dsl import ast, campaign_deps, limits
 from points.dsl import symbols
 from points.dsl.compiler import Plan, compile_campaign
 from points.dsl.errors import Diagnostic, RulesError
@@ -34,6 +34,9 @@ class RuleSet:
     hashes: dict[str, str]  # file name -> sha256 of its content
     # The event types of the folder (its *.events files over the bundled ones).
     catalogue: Catalogue = attrs.field(factory=bundled_catalogue)
+    # The order a day's checkpoints settle the campaigns in: each after those whose awards
+    # it reads (dsl.campaign_deps); empty: by name.
+    run_order: tuple[str, ...] = ()
 
     def campaign(self, name: str) -> LoadedCampaign | None:
         return next((c for c in self.campaigns if c.name == name), None)
@@ -134,4 +137,5 @@ def load_rules(rules_dir: str | Path) -> RuleSet:
                 used = {t.name: tables[t.name] for t in c.tables}
                 campaigns.append(LoadedCampaign(c.name, compile_campaign(c, used), path.name, digest, rules.source))
     campaigns.sort(key=lambda c: c.name)
-    return RuleSet(rules_dir, tuple(campaigns), tuple(kinds), hashes, catalogue)
+    order = campaign_deps.run_order([c.plan.campaign for c in campaigns])
+    return RuleSet(rules_dir, tuple(campaigns), tuple(kinds), hashes, catalogue, order)

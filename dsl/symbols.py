@@ -99,7 +99,10 @@ MIN_MAX = {"min", "max"}
 # Parts of a date and the days between two, per event (SQL) and per member.
 DATE_FUNCTIONS = {"year": INT, "month": INT, "day": INT, "weekday": WEEKDAY, "week_start": DATE,
                   "days_between": INT}
-SCALAR_FUNCTIONS = {"min", "max", "abs", "floor", "ceil", "trunc", "round", "days"} | set(DATE_FUNCTIONS)
+# Another campaign's award, per member: net points paid / the date of the latest grant.
+CAMPAIGN_FUNCTIONS = {"awarded": INT, "award_date": DATE}
+SCALAR_FUNCTIONS = ({"min", "max", "abs", "floor", "ceil", "trunc", "round", "days"} | set(DATE_FUNCTIONS)
+                    | set(CAMPAIGN_FUNCTIONS))
 # Aggregates that need a field (`sum(s.amount)`) rather than a stream (`count(s)`).
 FIELD_AGGREGATES = {"sum", "count_distinct", "first", "last", "date_reaching", "min", "max"}
 STREAM_AGGREGATES = {"count", "exists", "distinct_days"}

@@ -253,7 +253,7 @@ class Runner:
         done = 0
         for day in order:
             self.expire(day - dt.timedelta(days=1))
-            for task in sorted(days[day], key=_task_order):
+            for task in sorted(days[day], key=lambda t: _task_order(t, self.rules.run_order)):
                 if task[0] == "fund":
                     self.fund(task[1], day)
                 elif task[0] == "checkpoint":
@@ -402,6 +402,8 @@ class Runner:
         # A grant of a lot already past the last expiry: the next expiry reads every lot.
         self.stale_lots = self.stale_lots or result.stale_lots
 
-def _task_order(task) -> tuple:
+def _task_order(task, run_order: tuple[str, ...] = ()) -> tuple:
+    # A campaign's checkpoints after those of the campaigns whose awards it reads.
     rank = {"fund": 0, "checkpoint": 1, "redeem": 2}[task[0]]
-    return (rank, task[1].name if len(task) > 1 else "")
+    name = task[1].name if len(task) > 1 else ""
+    return (rank, run_order.index(name) if name in run_order else len(run_order), name)

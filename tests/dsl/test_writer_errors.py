@@ -64,8 +64,8 @@ def test_weekend_is_hinted_per_member_too():
 
 def test_a_dash_between_names_reads_as_a_minus():
     ((message, _),) = errors("  stream s = card_payment\n  award a = 1 basic when jwest-card.monthly > 0\n")
-    assert message.startswith("`jwest-card.monthly` reads as `jwest - card.monthly`: a campaign's awards "
-                              "and values cannot be used by another campaign (not part of the language)")
+    assert message == ("`jwest-card.monthly` reads as `jwest - card.monthly`: another campaign's award is "
+                       "read with awarded() or award_date()")
     ((message, _),) = errors("  stream s = card_payment\n  value v = count(s) + first-day\n  award a = v basic\n")
     assert message == "`first-day` reads as `first - day`: names are written with `_`, as in `first_day`"
     # known names with a minus between them are a subtraction
