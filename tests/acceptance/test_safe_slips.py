@@ -276,7 +276,17 @@ def test_ctrl_c_exits_130_and_a_rerun_resumes(workdir):
     assert points("import", events, cwd=workdir, db=db).returncode == 0
     p = subprocess.Popen([points_exe(), "--db", str(db), "run", "--until", "2025-12-31"], cwd=workdir,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+            started = con.execute("select count(*) from entries").fetchone()[0] > 0
+            con.close()
+        except sqlite3.Error:
+            started = False
+        if started:
+            break
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     if p.returncode == 0:
