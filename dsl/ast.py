@@ -230,6 +230,9 @@ class Stream:
     undone_by: tuple[str, ...]
     span: Span = attrs.field(eq=False)
     type_span: Span = attrs.field(eq=False, default=None)
+    # `credited to FIELD`: the events count for the member the field names (a referrer),
+    # not for the event's member
+    credited_to: str | None = None
 
 
 @attrs.frozen

@@ -202,6 +202,11 @@ class CallChecker:
                              "aggregate another stream, or compute it per member in a value")
                     return sym.AGGREGATES.get(f) or sym.ANY
                 self.x.stream_deps.setdefault(ctx.stream.name, {}).setdefault(stream.name, n.span)
+        if stream.credited_to is not None and (ctx.scope == "event" or ctx.group is not None
+                                               or f == "date_reaching"):
+            self.s.err(n.span, f"stream {stream.name} is credited to {stream.credited_to}: aggregate it in a "
+                       "value or a condition (not in a stream, `sum over` or date_reaching)")
+            return sym.AGGREGATES.get(f) or sym.ANY
         if isinstance(arg, ast.Filtered):
             fctx = Ctx("event", stream=stream,
                        fields=self.x.stream_field_names_typed(stream) if stream.event_type in sym.EVENT_TYPES

@@ -197,6 +197,14 @@ class ClauseChecker:
             best = closest(s.event_type, sym.EVENT_TYPES)
             self.s.err(s.type_span or s.span, f"unknown event type {s.event_type}",
                      (f"did you mean {best}? " if best else "") + "event types: " + ", ".join(sym.EVENT_TYPES))
+        if s.credited_to is not None and known:
+            ty = sym.event_fields(s.event_type).get(s.credited_to)
+            if ty != sym.STR or s.credited_to in sym.COLUMN_FIELDS:
+                texts = sorted(k for k, v in sym.event_fields(s.event_type).items()
+                               if v == sym.STR and k not in sym.COLUMN_FIELDS)
+                self.s.err(s.span, f"`credited to {s.credited_to}`: the events are credited to the member a "
+                           f"text field of {s.event_type} names, and {s.credited_to} is not one",
+                           ("text fields: " + ", ".join(texts)) if texts else f"{s.event_type} has no text field")
         for u in s.undone_by:
             if u not in sym.UNDO_TYPES:
                 self.s.err(s.span, f"`undone by {u}`: only {', '.join(sym.UNDO_TYPES)} events undo another event",

@@ -116,9 +116,9 @@ class MemberCode:
         if func == "date_reaching":
             slot = self.q.reaching_slot(node)
             return lambda env: to_date(env.slots.get(slot))
-        slot = self.q.main_slot(node)
-        default = DEFAULTS.get(func)
         _, stream, field, _ = self.sql.agg_parts(node)
+        slot = self.q.credited_slot(node) if stream.credited_to else self.q.main_slot(node)
+        default = DEFAULTS.get(func)
         if func == "exists":
             return lambda env: (env.slots.get(slot) or 0) > 0
         if func in ("any", "all"):

@@ -72,6 +72,25 @@ class Queries:
             self._slot_of[key] = slot
         return self._slot_of[key]
 
+    def credited_slot(self, call: ast.Call) -> str:
+        """An aggregate of a stream `credited to FIELD`: grouped by the member the field
+        names, in a side query (that member need not have an event of their own)."""
+        key = repr(call)
+        if key not in self._slot_of:
+            q = self.sql
+            slot = f"b{len(self.side)}"
+            _, stream, _, _ = q.agg_parts(call)
+            who = q.field_sql(stream, stream.credited_to, "e")
+            # Every event of the type, the stream's test inside the aggregate: a member whose
+            # only event was undone still has a row (0), so that what was paid is taken back.
+            inner = (f"SELECT {who} AS member, {q.agg_sql(call, 'e', q.match(stream.name, 'e'))} AS v "
+                     f"FROM events e WHERE {{scan}} AND e.type = {q.param(stream.event_type)} "
+                     f"AND {q.visible('e')} GROUP BY {who}")
+            sql = f"SELECT e.member, e.v FROM ({inner}) e WHERE e.member IS NOT NULL {{members}} ORDER BY e.member"
+            self.side.append(SideQuery(slot, sql, "value", scans=q.scans([stream.name], "e")))
+            self._slot_of[key] = slot
+        return self._slot_of[key]
+
     def reaching_slot(self, call: ast.Call) -> str:
         """`date_reaching(s.f, N)`: a running total per member in a side query."""
         key = repr(call)

@@ -235,20 +235,26 @@ class ToAst(Transformer):
     def field_def(self, meta, c):
         return ast.FieldDef(str(c[0]), c[1], self._span(meta))
 
+    def credit(self, meta, c):
+        return ("credit", str(c[0]))
+
     def undo(self, meta, c):
         return ("undo", tuple(str(x) for x in c))
 
     def stream(self, meta, c):
         name, etype = str(c[0]), c[1]
-        where, fields, undo = None, [], ()
+        where, fields, undo, credit = None, [], (), None
         for part in c[2:]:
             if isinstance(part, ast.FieldDef):
                 fields.append(part)
+            elif part[0] == "credit":
+                credit = part[1]
             elif part[0] == "where":
                 where = part[1]
             else:  # `undone by` before or after the fields, once or more
                 undo = undo + tuple(u for u in part[1] if u not in undo)
-        node = ast.Stream(name, str(etype), where, tuple(fields), undo, self._span(meta), self._tok_span(etype))
+        node = ast.Stream(name, str(etype), where, tuple(fields), undo, self._span(meta), self._tok_span(etype),
+                          credit)
         return ("stream", node, self._span(meta))
 
     def value(self, meta, c):

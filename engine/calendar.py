@@ -126,6 +126,17 @@ def _relevance_queries(plan: Plan, select: tuple[str, str], days: str) -> list[s
         out.append(f"SELECT DISTINCT {select[1]} FROM events u JOIN events e ON e.id = u.ref "
                    f"WHERE u.type IN ({plan.undo_params}) AND {days.format(e='u')} "
                    f"AND u.seq <= :wm AND e.seq <= :wm AND ({as_before})")
+    # A stream `credited to FIELD` changes the awards of the member the field names.
+    for name, s in plan.streams.items():
+        if s.credited_to is None or select[0] != "e.member":
+            continue
+        who = f"json_extract(e.body, '$.{s.credited_to}')"  # a declared field name
+        out.append(f"SELECT DISTINCT {who} FROM events e WHERE {days.format(e='e')} AND e.seq <= :wm "
+                   f"AND ({plan.match_sql[name]})")
+        if s.undone_by:
+            out.append(f"SELECT DISTINCT {who} FROM events u JOIN events e ON e.id = u.ref "
+                       f"WHERE {days.format(e='u')} AND u.seq <= :wm AND e.seq <= :wm "
+                       f"AND ({plan.match_sql_undone[name]})")
     return out
 
 
