@@ -5,13 +5,10 @@
 1. `_keys`, `_existing`: the batch is NewEntry values with string keys; find the
    stored entries of those keys (an idempotent repeat is a no-op, see `_check_same`).
 2. `_chain_head`: where the hash chain and the posting ids resume.
-3. `_encode`: one pass over the batch -- the hot loop -- checks each entry's own
-   fields (`_fields`), checks its postings and builds their rows (`_postings`),
-   and hashes its canonical text (`hashing.fast_canonical`, the same text as
-   `hashing.entry_canonical`). The checks that need the stored state are only
-   collected here: an entry is checked alone, in one call per entry, and the
-   per-posting loop stays inside `_postings`, whose messages come from `_check_*`
-   functions called only when the inline test fails.
+3. `_encode`: one pass over the batch -- the journal's hot path -- checks each entry
+   on its own (fields, accounts, kinds, amounts, zero sum per kind, expires on member
+   credits, lots on member debits) and builds its rows, its canonical text and its
+   hash; the checks that need the stored state are only collected here.
 4. `append_state.check_state`: in entry order, the lots drawn from and the budgets and
    receivables moved, against the stored state, over only the postings concerned.
 5. `_insert`: two `executemany` calls inside the caller's transaction; then
@@ -21,6 +18,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from json.encoder import encode_basestring as _jstr
 from typing import Any, NoReturn
@@ -36,10 +34,12 @@ from points.ledger.errors import (
     UnbalancedEntry,
 )
 from points.ledger.append_state import check_state
-from points.ledger.hashing import GENESIS, canonical, chain_hash, fast_canonical
+from points.ledger.hashing import GENESIS, canonical
 from points.ledger.model import Entry, NewEntry, Posting
 
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
+# Point kind -> its JSON text in the canonical encoding (also the set of valid kinds).
+_KIND_JSON = {k: _jstr(k) for k in kinds.KIND_NAMES}
 
 # Valid account name -> (type letter, kind or None); bounded, cleared when full:
 # large enough for the accounts of one busy batch, small enough that memory does
@@ -168,7 +168,17 @@ def _chain_head(conn) -> tuple[int, str, int]:
 
 def _encode(entries: list[NewEntry], existing: dict[str, Entry], head: tuple[int, str, int],
             build: bool) -> _Encoded:
-    """Check every entry on its own and build its rows and hash, continuing from `head`."""
+    """Check every entry on its own and build its rows and hash, continuing from `head`.
+
+    One loop over the entries and their postings in one function, each value tested
+    inline: a call per entry (for its fields, its postings, its hash through
+    hashing.fast_canonical) was tried and cost measurable time (docs/benchmarks.md).
+    So the messages are what is split out: the `_check_*` / `_bad_*` functions below,
+    called only when an inline test fails. The canonical text is hashing.entry_canonical's,
+    written out (keys in sorted order, the layout fixed); tests/ledger/test_append_batch.py
+    pins it to the reference encoder. Collected for `append_state.check_state`: the
+    member debits (idx, id, lot, account, kind, amount) as `draws`, the budget and
+    receivable postings ((account, kind), amount) as `moves`."""
     seq, prev_hash, pid = head
     stored_pid = pid
     posting_rows: list[tuple] = []
@@ -178,6 +188,11 @@ def _encode(entries: list[NewEntry], existing: dict[str, Entry], head: tuple[int
     seen: dict[str, NewEntry] = {}
     # date -> ISO text, shared by effective and expires dates (few distinct per batch)
     dates: dict[dt.date, str] = {}
+    accounts = _ACCOUNTS
+    kind_json = _KIND_JSON
+    jstr = _jstr
+    sha256 = hashlib.sha256
+    add_prow = posting_rows.append
     for e in entries:
         key = e.key
         if key in existing or key in seen:
@@ -185,16 +200,91 @@ def _encode(entries: list[NewEntry], existing: dict[str, Entry], head: tuple[int
             out.append((key,))
             continue
         seen[key] = e
+        # the entry's own fields
         effective = e.effective
-        eff, memo_text = _fields(e, key, dates)
+        if type(effective) is not dt.date:
+            check_date(f"entry {key!r}: effective", effective)
+        eff = dates.get(effective)
+        if eff is None:
+            eff = dates[effective] = effective.isoformat()
+        campaign, rule, rules_hash, step = e.campaign, e.rule, e.rules_hash, e.step
+        if not ((campaign is None or type(campaign) is str)
+                and (rule is None or type(rule) is str)
+                and (rules_hash is None or type(rules_hash) is str)
+                and (step is None or type(step) is str)):
+            _check_texts(key, campaign, rule, rules_hash, step)
+        rev = e.reverses
+        if rev is not None and (not isinstance(rev, int) or rev <= 0):
+            raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
+        memo_text = "{}" if e.memo is None else memo_json(e)
         seq += 1
-        # An entry without postings is a record only (a lottery draw, a refused
-        # redemption, a run marker): it is hash-chained like every other entry.
-        rows, draws, moves, postings = _postings(key, e.postings, seq, pid, effective, dates,
-                                                 build)
-        pid += len(rows)
+
+        # its postings (none: a record only -- a lottery draw, a refused redemption,
+        # a run marker -- hash-chained like every other entry)
+        frags = []  # each posting's canonical text
+        built = [] if build else None
+        sums: dict[str, int] = {}
+        draws = moves = None
+        for idx, p in enumerate(e.postings):
+            if type(p) is not Posting and not isinstance(p, Posting):
+                raise InvalidEntry(f"entry {key!r}: posting {idx} is not a Posting")
+            pid += 1
+            account, kind, amount, expires, lot = p.account, p.kind, p.amount, p.expires, p.lot
+            info = accounts.get(account) if type(account) is str else None
+            if info is None:
+                info = _account_info_of(key, idx, account)
+            t, akind = info
+            kind_text = kind_json.get(kind)
+            if kind_text is None or (akind is not None and akind != kind):
+                _bad_kind(key, idx, account, kind)
+            if type(amount) is not int or amount == 0:
+                _check_amount(key, idx, amount)
+            sums[kind] = sums.get(kind, 0) + amount
+            expires_text = None
+            if t == "m":
+                if amount > 0:  # a credit opens a lot
+                    if type(expires) is not dt.date or expires < effective or lot is not None:
+                        _check_credit(key, idx, account, expires, lot, effective)
+                    expires_text = dates.get(expires)
+                    if expires_text is None:
+                        expires_text = dates[expires] = expires.isoformat()
+                    frags.append(
+                        f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                        f'"expires":"{expires_text}","id":{pid},"idx":{idx},'
+                        f'"kind":{kind_text},"lot":null}}')
+                else:  # a debit draws from one
+                    if type(lot) is not int or expires is not None:
+                        _check_debit(key, idx, account, expires, lot)
+                    if draws is None:
+                        draws = []
+                    draws.append((idx, pid, lot, account, kind, amount))
+                    frags.append(
+                        f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                        f'"expires":null,"id":{pid},"idx":{idx},"kind":{kind_text},"lot":{lot}}}')
+            else:
+                if expires is not None or lot is not None:
+                    raise InvalidEntry(
+                        f"entry {key!r}, posting {idx}: only member accounts have expires/lot")
+                if t != "s":  # a budget or a receivable: its running balance is checked
+                    if moves is None:
+                        moves = []
+                    moves.append(((account, kind), amount))
+                frags.append(
+                    f'{{"account":{jstr(account)},"amount":{amount},"entry":{seq},'
+                    f'"expires":null,"id":{pid},"idx":{idx},"kind":{kind_text},"lot":null}}')
+            add_prow((pid, seq, idx, account, kind, amount, expires_text, lot))
+            if build:
+                built.append(Posting(account, kind, amount, expires, lot, pid))
+        for total in sums.values():
+            if total != 0:
+                _unbalanced(key, sums)
+
+        # the rest of its row, then its hash (hashing.entry_canonical's text)
         events = e.events
-        events_text = _events_text(key, events)
+        try:
+            events_text = "[" + ",".join(map(jstr, events)) + "]"
+        except TypeError:
+            _bad_events(key, events)
         recorded = e.recorded
         if recorded is None:
             recorded = eff
@@ -202,107 +292,40 @@ def _encode(entries: list[NewEntry], existing: dict[str, Entry], head: tuple[int
             recorded = _recorded(recorded, effective)
         if draws is not None or moves is not None:
             checks.append((key, eff, draws, moves))
-        row = (seq, key, eff, recorded, e.campaign, e.rule, e.rules_hash, e.step,
-               events_text, e.reverses, memo_text, prev_hash)
-        h = chain_hash(prev_hash, fast_canonical(row, rows))
-        posting_rows += rows
-        entry_rows.append(row + (h,))
+        h = sha256((
+            f'{prev_hash}{{"campaign":{"null" if campaign is None else jstr(campaign)},'
+            f'"effective":"{eff}","events":{jstr(events_text)},"key":{jstr(key)},'
+            f'"memo":{jstr(memo_text)},"postings":[{",".join(frags)}],'
+            f'"prev_hash":"{prev_hash}","recorded":{jstr(recorded)},'
+            f'"reverses":{"null" if rev is None else rev},'
+            f'"rule":{"null" if rule is None else jstr(rule)},'
+            f'"rules_hash":{"null" if rules_hash is None else jstr(rules_hash)},"seq":{seq},'
+            f'"step":{"null" if step is None else jstr(step)}}}'
+        ).encode()).hexdigest()
+        entry_rows.append((seq, key, eff, recorded, campaign, rule, rules_hash, step,
+                           events_text, rev, memo_text, prev_hash, h))
         if build:
-            out.append(Entry(seq, key, effective, recorded, e.campaign, e.rule, e.rules_hash,
-                             e.step, events, e.reverses,
-                             {} if e.memo is None else json.loads(memo_text),
-                             prev_hash, h, tuple(postings)))
+            out.append(Entry(seq, key, effective, recorded, campaign, rule, rules_hash, step,
+                             events, rev, {} if e.memo is None else json.loads(memo_text),
+                             prev_hash, h, tuple(built)))
         else:
             out.append(seq)
         prev_hash = h
     return _Encoded(posting_rows, entry_rows, out, checks, stored_pid, pid)
 
 
-def _fields(e: NewEntry, key: str, dates: dict[dt.date, str]) -> tuple[str, str]:
-    """Check an entry's own fields (effective a date; campaign, rule, rules_hash and
-    step strings or None; reverses an entry seq; memo JSON): (effective text, memo text)."""
-    effective = e.effective
-    if type(effective) is not dt.date:
-        check_date(f"entry {key!r}: effective", effective)
-    eff = dates.get(effective)
-    if eff is None:
-        eff = dates[effective] = effective.isoformat()
-    campaign, rule, rules_hash, step = e.campaign, e.rule, e.rules_hash, e.step
-    if not ((campaign is None or type(campaign) is str)
-            and (rule is None or type(rule) is str)
-            and (rules_hash is None or type(rules_hash) is str)
-            and (step is None or type(step) is str)):
-        for what, v in (("campaign", campaign), ("rule", rule),
-                        ("rules_hash", rules_hash), ("step", step)):
-            if v is not None and type(v) is not str and not isinstance(v, str):
-                raise InvalidEntry(f"entry {key!r}: {what} must be a string or None")
-    rev = e.reverses
-    if rev is not None and (not isinstance(rev, int) or rev <= 0):
-        raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
-    return eff, ("{}" if e.memo is None else memo_json(e))
-
-
-def _postings(key: str, postings: tuple, seq: int, pid: int, effective: dt.date,
-              dates: dict[dt.date, str], build: bool) -> tuple[list, Any, Any, list]:
-    """Check an entry's postings and build their rows (ids from pid + 1).
-
-    Returns (rows, draws, moves, Posting objects with their ids if `build`): draws are
-    (idx, id, lot, account, kind, amount) of the member debits, moves ((account, kind),
-    amount) of the budget and receivable postings, each None when there are none."""
-    rows = []
-    built = []
-    sums: dict[str, int] = {}
-    draws = moves = None
-    accounts = _ACCOUNTS
-    for idx, p in enumerate(postings):
-        if type(p) is not Posting and not isinstance(p, Posting):
-            raise InvalidEntry(f"entry {key!r}: posting {idx} is not a Posting")
-        pid += 1
-        account, kind, amount, expires, lot = p.account, p.kind, p.amount, p.expires, p.lot
-        info = accounts.get(account) if type(account) is str else None
-        if info is None:
-            info = _account_info_of(key, idx, account)
-        t, akind = info
-        if kind not in _KIND_NAMES or (akind is not None and akind != kind):
-            _bad_kind(key, idx, account, kind)
-        if type(amount) is not int or amount == 0:
-            _check_amount(key, idx, amount)
-        sums[kind] = sums.get(kind, 0) + amount
-        expires_text = None
-        if t == "m":
-            if amount > 0:  # a credit opens a lot
-                if type(expires) is not dt.date or expires < effective or lot is not None:
-                    _check_credit(key, idx, account, expires, lot, effective)
-                expires_text = dates.get(expires)
-                if expires_text is None:
-                    expires_text = dates[expires] = expires.isoformat()
-            else:  # a debit draws from one
-                if type(lot) is not int or expires is not None:
-                    _check_debit(key, idx, account, expires, lot)
-                if draws is None:
-                    draws = []
-                draws.append((idx, pid, lot, account, kind, amount))
-        elif expires is not None or lot is not None:
-            raise InvalidEntry(
-                f"entry {key!r}, posting {idx}: only member accounts have expires/lot")
-        elif t != "s":  # a budget or a receivable: its running balance is checked
-            if moves is None:
-                moves = []
-            moves.append(((account, kind), amount))
-        rows.append((pid, seq, idx, account, kind, amount, expires_text, lot))
-        if build:
-            built.append(Posting(account, kind, amount, expires, lot, pid))
-    for total in sums.values():
-        if total != 0:
-            _unbalanced(key, sums)
-    return rows, draws, moves, built
-
-
-# The messages of `_postings`, called only when its inline test fails: each raises the
+# The messages of `_encode`, called only when its inline test fails: each raises the
 # first problem in a fixed order, or returns when the value is an accepted subclass.
 
+def _check_texts(key: str, campaign: Any, rule: Any, rules_hash: Any, step: Any) -> None:
+    for what, v in (("campaign", campaign), ("rule", rule), ("rules_hash", rules_hash),
+                    ("step", step)):
+        if v is not None and type(v) is not str and not isinstance(v, str):
+            raise InvalidEntry(f"entry {key!r}: {what} must be a string or None")
+
+
 def _bad_kind(key: str, idx: int, account: str, kind: Any) -> NoReturn:
-    if kind not in _KIND_NAMES:
+    if kind not in _KIND_JSON:
         raise InvalidEntry(f"entry {key!r}, posting {idx}: unknown point kind {kind!r}")
     raise InvalidEntry(f"entry {key!r}, posting {idx}: kind {kind!r} on account {account}")
 
@@ -341,13 +364,9 @@ def _unbalanced(key: str, sums: dict[str, int]) -> NoReturn:
     raise UnbalancedEntry(f"entry {key!r} does not sum to zero per kind: {detail}")
 
 
-def _events_text(key: str, events: tuple) -> str:
-    """The stored `events` column: a JSON list of the event ids (strings)."""
-    try:
-        return "[" + ",".join(map(_jstr, events)) + "]"
-    except TypeError:
-        bad = next(ev for ev in events if not isinstance(ev, str))
-        raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {bad!r}") from None
+def _bad_events(key: str, events: tuple) -> NoReturn:
+    bad = next(ev for ev in events if not isinstance(ev, str))
+    raise InvalidEntry(f"entry {key!r}: event ids must be strings, not {bad!r}") from None
 
 
 def _recorded(recorded: str | dt.date | None, effective: dt.date) -> str:
