@@ -55,6 +55,11 @@ EXPECTED = {
     # 1 point per 100 yen: 20 in July (M1's birthday is in August), 40 on 1 August; M2 has
     # no birthday on file: 20.
     "birthday-month": ("2026-10-31", {"M1": {"basic": 60}, "M2": {"basic": 20}}),
+    # M1 invited four friends: 3,000 (at most 3); each friend 1,000. F5's referral of M2 was
+    # cancelled: nothing to either. F6 joined in October, after the window.
+    "referral": ("2026-10-31", {"M1": {"basic": 3_000}, "M2": {}, "M3": {}, "F1": {"basic": 1_000},
+                                "F2": {"basic": 1_000}, "F3": {"basic": 1_000}, "F4": {"basic": 1_000},
+                                "F5": {}, "F6": {}}),
     # M1: 10 days at shop a (two payments on the 1st: one stamp) -> 500. M2: 2 shops x 10
     # days = 20 -> 1,500. M3: its 499-yen payment is under 500: 9 stamps.
     "stamps-per-shop-day": ("2026-11-30", {"M1": {"limited": 500}, "M2": {"limited": 1_500}, "M3": {}}),
@@ -77,7 +82,7 @@ def test_recipe(tmp_path, name):
     w.add(*records, catalogue=rules.catalogue)  # the recipe's own *.events, if any
     until, expected = EXPECTED[name]
     w.run(until, rules)
-    members = sorted({r["member"] for r in records})
+    members = sorted({r["member"] for r in records} | {r["referrer"] for r in records if "referrer" in r})
     assert sorted(expected) == members
     for member in members:
         assert w.balance(member) == {**ZERO, **expected[member]}, member
