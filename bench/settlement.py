@@ -337,6 +337,9 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql
     cmd = [sys.executable, "-m", "points.cli.main", "--db", path, "run", "--until", until.isoformat(), "--allow-future",
            "--rules", str(rules_dir)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    import resource
+
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     try:
         out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -344,6 +347,8 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql
         echo(f"  (points run not measured: {exc})")
         return []
     t_cli = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_cli = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)  # steadier under load
     if out.returncode != 0:
         echo(f"  (points run not measured: exit {out.returncode}: {out.stderr.strip()[-300:]})")
         return []
@@ -355,7 +360,8 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql
     return [dict(name="settle card: `points run` vs SQL", subject=t_cli, reference=t_sql, unit="s",
                  ratio=t_cli / t_sql, target="<= 1.5x", ok=t_cli / t_sql <= 1.5,
                  note="child process `points --db F run --until 2025-02-26 --rules <jwest-card only>` on a"
-                      " copy of the same imported file (interpreter start and rules loading included)")]
+                      " copy of the same imported file (interpreter start and rules loading included);"
+                      f" child CPU {cpu_cli:.2f} s")]
 
 
 def _diff(a: dict, b: dict) -> str:

@@ -322,7 +322,13 @@ class Prover:
         t = type(node)
         if t is ast.Literal:
             return _const(node.value)
-        if t is ast.Name:
+        if t is ast.Name:  # in the compiler's order (dsl.compile_sql): weekday, value, field
+            if node.name in sym.WEEKDAYS:
+                return _const(sym.WEEKDAYS[node.name])
+            if node.name in self.values:
+                if "value " + node.name in busy:
+                    raise Unproven(f"value {node.name} refers to itself")
+                return self.event(self.values[node.name].expr, stream, busy | {"value " + node.name})
             return self.field(stream, node.name, busy)
         if t is ast.Unary and node.op == "neg":
             return self.event(node.operand, stream, busy)
