@@ -160,6 +160,10 @@ class Prover:
             num = self.member(award.amount, None)
         except Unproven as exc:
             return Proof(award.name, False, None, str(exc))
+        except (ArithmeticError, TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            # A construct this module reads wrongly is not a proof, and never stops
+            # `check` or a run: the award is then evaluated ahead, as without it.
+            return Proof(award.name, False, None, f"not analysed ({type(exc).__name__})")
         if num.step.denominator != 1:
             return Proof(award.name, False, None, f"a multiple of {num.step}, not always whole", num.step)
         return Proof(award.name, True, num.peak, step=num.step)
