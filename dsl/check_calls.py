@@ -202,6 +202,9 @@ class CallChecker:
                              "aggregate another stream, or compute it per member in a value")
                     return sym.AGGREGATES.get(f) or sym.ANY
                 self.x.stream_deps.setdefault(ctx.stream.name, {}).setdefault(stream.name, n.span)
+        if f in sym.STREAKS and (ctx.scope == "event" or ctx.group is not None):
+            self.s.err(n.span, f"{f}() is computed per member: use it in a value or a condition")
+            return sym.INT
         if stream.credited_to is not None and (ctx.scope == "event" or ctx.group is not None
                                                or f == "date_reaching"):
             self.s.err(n.span, f"stream {stream.name} is credited to {stream.credited_to}: aggregate it in a "

@@ -21,7 +21,7 @@ CLAUSE_WORDS = {"document": "document", "window": "window", "budget": "budget", 
                 "cycle": "every month", "payday": "pay"}
 ALL_FUNCTIONS = sorted(set(sym.AGGREGATES) | sym.SCALAR_FUNCTIONS)
 FUNCTION_HINT = ("aggregates: sum, count, any, all, exists, distinct_days, count_distinct, min, max, "
-                 "first, last, date_reaching; per event or member: min, max, abs, floor, ceil, trunc, "
+                 "first, last, date_reaching, longest_streak, weekly_streak; per event or member: min, max, abs, floor, ceil, trunc, "
                  "round; dates: year, month, day, weekday, week_start, days_between, `DATE + N days`")
 MAX_PAY_YEARS_AFTER = 2
 

@@ -116,6 +116,9 @@ class MemberCode:
         if func == "date_reaching":
             slot = self.q.reaching_slot(node)
             return lambda env: to_date(env.slots.get(slot))
+        if func in sym.STREAKS:
+            slot = self.q.streak_slot(node)
+            return lambda env: env.slots.get(slot) or 0
         _, stream, field, _ = self.sql.agg_parts(node)
         slot = self.q.credited_slot(node) if stream.credited_to else self.q.main_slot(node)
         default = DEFAULTS.get(func)

@@ -10,6 +10,7 @@ pass when every other aggregate merges exactly across its tier rows.
 from __future__ import annotations
 
 from points.dsl import ast
+from points.dsl.compile_numbers import date_sql
 from points.dsl.compile_sql import EventSql
 from points.dsl.plan import EVENT_COLUMNS, FOLD_KINDS, GroupPlan, SideQuery
 
@@ -87,6 +88,30 @@ class Queries:
                      f"FROM events e WHERE {{scan}} AND e.type = {q.param(stream.event_type)} "
                      f"AND {q.visible('e')} GROUP BY {who}")
             sql = f"SELECT e.member, e.v FROM ({inner}) e WHERE e.member IS NOT NULL {{members}} ORDER BY e.member"
+            self.side.append(SideQuery(slot, sql, "value", scans=q.scans([stream.name], "e")))
+            self._slot_of[key] = slot
+        return self._slot_of[key]
+
+    def streak_slot(self, call: ast.Call) -> str:
+        """`longest_streak(s)` / `weekly_streak(s)`: the longest run of consecutive days
+        (weeks, monday to sunday) with an event of the stream, per member: the distinct
+        days (week starts) numbered in order; a run is where day number minus rank is
+        constant (whole julian days, so the test is exact)."""
+        key = repr(call)
+        if key not in self._slot_of:
+            q = self.sql
+            slot = f"s{len(self.side)}"
+            _, stream, _, extra = q.agg_parts(call)
+            cond = q.match(stream.name, "e", with_visibility=True)
+            if extra is not None:
+                cond += f" AND COALESCE({q.ev(extra, stream, 'e')}, 0)"
+            unit = date_sql("week_start", ["e.day"]) if call.func == "weekly_streak" else "e.day"
+            step = 7 if call.func == "weekly_streak" else 1
+            days = (f"SELECT DISTINCT e.member AS member, CAST(julianday({unit}) AS INTEGER) / {step} AS n "
+                    f"FROM events e WHERE {{scan}} AND {cond} {{members}}")
+            runs = (f"SELECT member, COUNT(*) AS len FROM (SELECT member, n - ROW_NUMBER() OVER "
+                    f"(PARTITION BY member ORDER BY n) AS island FROM ({days})) GROUP BY member, island")
+            sql = f"SELECT member, MAX(len) FROM ({runs}) GROUP BY member ORDER BY member"
             self.side.append(SideQuery(slot, sql, "value", scans=q.scans([stream.name], "e")))
             self._slot_of[key] = slot
         return self._slot_of[key]

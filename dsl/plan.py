@@ -26,7 +26,7 @@ EVENT_COLUMNS = "e.seq, e.id, e.type, e.member, e.at, e.day, e.time, e.weekday, 
 FOLD_KINDS = {"sum", "count", "exists", "any", "all", "min", "max", "first", "last"}
 # What an aggregate is when the member has no event of its stream.
 DEFAULTS = {"sum": 0, "count": 0, "any": False, "all": True, "exists": False,
-            "distinct_days": 0, "count_distinct": 0}
+            "distinct_days": 0, "count_distinct": 0, "longest_streak": 0, "weekly_streak": 0}
 
 
 class CompileError(Exception):

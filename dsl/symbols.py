@@ -93,7 +93,10 @@ AGGREGATES = {
     "sum": None, "count": INT, "any": BOOL, "all": BOOL, "exists": BOOL,
     "distinct_days": INT, "count_distinct": INT, "first": None, "last": None,
     "date_reaching": DATE,
+    "longest_streak": INT, "weekly_streak": INT,
 }
+# Runs of consecutive days / weeks (monday to sunday) with an event: a side query each.
+STREAKS = {"longest_streak", "weekly_streak"}
 # `min`/`max` are aggregates with one stream argument, scalar functions otherwise.
 MIN_MAX = {"min", "max"}
 # Parts of a date and the days between two, per event (SQL) and per member.
@@ -105,7 +108,7 @@ SCALAR_FUNCTIONS = ({"min", "max", "abs", "floor", "ceil", "trunc", "round", "da
                     | set(CAMPAIGN_FUNCTIONS))
 # Aggregates that need a field (`sum(s.amount)`) rather than a stream (`count(s)`).
 FIELD_AGGREGATES = {"sum", "count_distinct", "first", "last", "date_reaching", "min", "max"}
-STREAM_AGGREGATES = {"count", "exists", "distinct_days"}
+STREAM_AGGREGATES = {"count", "exists", "distinct_days", "longest_streak", "weekly_streak"}
 BOOL_AGGREGATES = {"any", "all"}  # either a bool field or a filtered stream
 
 RANGE_NAMES = {"window", "period"}

@@ -60,6 +60,9 @@ EXPECTED = {
     "referral": ("2026-10-31", {"M1": {"basic": 3_000}, "M2": {}, "M3": {}, "F1": {"basic": 1_000},
                                 "F2": {"basic": 1_000}, "F3": {"basic": 1_000}, "F4": {"basic": 1_000},
                                 "F5": {}, "F6": {}}),
+    # M1: 3..9 October, 7 days in a row. M2: 6 days, a gap on the 7th, then 7 days (8..14).
+    # M3: 10..23 October, 14 days.
+    "daily-streak": ("2026-11-30", {"M1": {"limited": 700}, "M2": {"limited": 700}, "M3": {"limited": 1_500}}),
     # M1: 10 days at shop a (two payments on the 1st: one stamp) -> 500. M2: 2 shops x 10
     # days = 20 -> 1,500. M3: its 499-yen payment is under 500: 9 stamps.
     "stamps-per-shop-day": ("2026-11-30", {"M1": {"limited": 500}, "M2": {"limited": 1_500}, "M3": {}}),
