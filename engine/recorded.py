@@ -174,6 +174,19 @@ def start(runner, amend, check: bool) -> tuple[dict, dict[str, str]]:
     return extra, tags
 
 
+def amended_campaigns(conn) -> dict[str, int]:
+    """campaign -> seq of the latest amendment that changed its terms. A run after an
+    amendment settles such a campaign's periods the way the amendment did (collapsed on
+    one day, engine.workflow.Runner.amended_checkpoints): its adjustments are dated on
+    that day, so recomputing an earlier checkpoint would not see them and would post
+    the same difference again."""
+    out: dict[str, int] = {}
+    for seq, memo in conn.execute("SELECT seq, memo FROM entries WHERE step = 'amend' ORDER BY seq"):
+        for c in json.loads(memo).get("changes", ()):
+            out[c["campaign"]] = seq
+    return out
+
+
 def _latest_effective(conn, campaigns: set[str]) -> str | None:
     marks = ",".join("?" * len(campaigns))
     return conn.execute(f"SELECT MAX(effective) FROM entries WHERE campaign IN ({marks})",

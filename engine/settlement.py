@@ -354,6 +354,7 @@ class Checkpointer:
             n += 1
             key = "reverse:" + self._base_key(award, member) + (f":{n}" if n > 1 else "")
             self.j.reverse(g[0], take, self.cp.day, key=key, recorded=self.ctx.recorded, events=events,
+                           rules_hash=self.lc.rules_hash,
                            memo={"member": member, "award": award.name, "period": self.cp.period.id,
                                  "target": target})
             g[1] -= take

@@ -135,6 +135,7 @@ class Runner:
         self.amend, self.check_terms = amend, check_terms
         self.marker_extra: dict = {}
         self.key_tags: dict[str, str] = {}  # campaign -> suffix of its entry keys
+        self.amended: dict[str, int] = {}  # campaign -> its latest amendment's seq
         self.rules = rules
         self.until = until
         self.journal = Journal(conn)
@@ -161,8 +162,8 @@ class Runner:
                     days[fund_day].append(("fund", lc))
             for period in periods_of(self.conn, plan, self.until, self.wm):
                 cps = self.checkpoints(lc, period)
-                if lc.name in self.key_tags:
-                    cps = self.amended_checkpoints(lc, period, cps)
+                if lc.name in self.amended:
+                    cps = self.amended_checkpoints(lc, period, cps, self.amended[lc.name])
                 for cp in cps:
                     days[cp.day].append(("checkpoint", lc, cp))
         for (day,) in self.conn.execute(
@@ -172,14 +173,16 @@ class Runner:
         return days
 
     def amended_checkpoints(self, lc: LoadedCampaign, period: Period,
-                            cps: list[Checkpoint]) -> list[Checkpoint]:
-        """A period of a campaign whose terms were amended (engine.recorded): settled once
-        on the day of its latest entry, against everything paid or taken back by then,
-        then at its later checkpoints. Recomputing its earlier days would not see what
-        later entries already paid or took back."""
+                            cps: list[Checkpoint], amendment: int) -> list[Checkpoint]:
+        """A period of a campaign whose terms were amended (engine.recorded), in the
+        amending run and every run after it: settled once on the day of its latest entry
+        before the amendment, against everything paid or taken back by then (the
+        amendment's adjustments included: they are dated that day), then at its later
+        checkpoints. Recomputing its earlier days would not see what later entries
+        already paid or took back."""
         (last,) = self.conn.execute(
-            "SELECT MAX(effective) FROM entries WHERE campaign = ? AND step >= ? AND step < ?",
-            (lc.name, f"{period.id}:", f"{period.id};")).fetchone()
+            "SELECT MAX(effective) FROM entries WHERE campaign = ? AND step >= ? AND step < ?"
+            " AND seq < ?", (lc.name, f"{period.id}:", f"{period.id};", amendment)).fetchone()
         if last is None:
             return cps
         day = dt.date.fromisoformat(last)
@@ -233,6 +236,7 @@ class Runner:
             self._draws.clear()
             with db.transaction(self.conn):
                 self.marker_extra, self.key_tags = recorded.start(self, self.amend, self.check_terms)
+            self.amended = recorded.amended_campaigns(self.conn)
             self.done_until = completed_until(self.conn, self.wm, self.rules.hashes, self.ruleset)
             return self._run_cached()
 

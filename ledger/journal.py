@@ -395,8 +395,9 @@ class Journal:
 
     def reverse(self, entry_seq: int, amount: int, effective: dt.date, *, key: str,
                 events: Iterable[str] = (), memo: Any = None,
-                recorded: str | dt.date | None = None) -> Entry:
-        """Take `amount` of the member credit of entry `entry_seq` back to its source.
+                recorded: str | dt.date | None = None, rules_hash: str | None = None) -> Entry:
+        """Take `amount` of the member credit of entry `entry_seq` back to its source
+        (`rules_hash`: of the rules deciding it, default the original's).
 
         The member pays from the original lot first, then other lots of that
         kind by earliest expiry; what is no longer there becomes a receivable.
@@ -430,6 +431,6 @@ class Journal:
                     f" earlier reversals took {taken}, {credited - taken} left")
             lots = self._spendable(member, (kind,), effective.isoformat())
             entry = operations.reversal(orig, amount, lots, effective, key=key, events=events,
-                                        memo=memo, recorded=recorded)
+                                        memo=memo, recorded=recorded, rules_hash=rules_hash)
             return self.append([entry])[0]
 

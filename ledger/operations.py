@@ -157,11 +157,13 @@ def reversal_parts(orig: Entry) -> tuple[str, str, str, list[Posting]]:
 
 def reversal(orig: Entry, amount: int, lots: list[list], effective: dt.date, *, key: str,
              events: Iterable[str] = (), memo: Any = None,
-             recorded: str | dt.date | None = None) -> NewEntry:
+             recorded: str | dt.date | None = None, rules_hash: str | None = None) -> NewEntry:
     """Take `amount` of grant `orig` back to its source. The member pays from the
     grant's own lot first, then from its other `lots` of that kind ([id, kind, expires,
     remaining], spendable that day) by earliest expiry; what is no longer there becomes
-    a receivable, paid back by the member's next grant of that kind."""
+    a receivable, paid back by the member's next grant of that kind. `rules_hash`: of
+    the rules that decided the reversal (after an amendment, not the grant's); default
+    the grant's."""
     member, kind, source, credits = reversal_parts(orig)
     own = {p.id for p in credits if p.account.startswith("member:")}
     postings = [Posting(source, kind, amount)]
@@ -175,5 +177,6 @@ def reversal(orig: Entry, amount: int, lots: list[list], effective: dt.date, *, 
     if left:
         postings.append(Posting(receivable_account(member, kind), kind, -left))
     return NewEntry(key=key, effective=effective, postings=postings, recorded=recorded,
-                    campaign=orig.campaign, rule=orig.rule, rules_hash=orig.rules_hash,
+                    campaign=orig.campaign, rule=orig.rule,
+                    rules_hash=rules_hash if rules_hash is not None else orig.rules_hash,
                     step=orig.step, events=events, reverses=orig.seq, memo=memo)
