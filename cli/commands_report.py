@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -201,10 +202,22 @@ def campaigns_cmd(rules_dir: Path | None, as_json: bool) -> None:
 # ---------------------------------------------------------------- verify
 
 
+def _entry_hash(ctx, param, value: str | None) -> str | None:
+    """--expect-head: an entry's sha256, 64 hex digits (either case); else a usage error."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise click.BadParameter(f"{value!r} is not an entry hash: expected 64 hex digits, as "
+                                 "printed by `points verify` (head: entry SEQ sha256 HEX)")
+    return text.lower()
+
+
 @click.command("verify")
 @rules_option
-@click.option("--expect-head", "expect_head", default=None, metavar="HEX",
-              help="Fail unless this entry hash (a head printed earlier) is still on the chain.")
+@click.option("--expect-head", "expect_head", default=None, metavar="HEX", callback=_entry_hash,
+              help="Fail unless this entry hash (64 hex digits, a head printed earlier) is still "
+                   "on the chain.")
 @click.option("--bundle", "bundle", default=None, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Verify this bundle (from `export --format bundle`) instead of --db.")

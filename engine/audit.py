@@ -70,9 +70,11 @@ def audit(conn, rules_dir: Path | None = None, expect_head: str | None = None,
 
 
 def _expect(conn, wanted: str, head: dict) -> list[str]:
+    if wanted == GENESIS:  # the prev-hash of entry 1: names no entry, so anchors nothing
+        return [f"expected head {wanted} is the genesis value (the prev-hash of entry 1), not an "
+                f"entry's hash: give a head printed by verify after a run (head is entry "
+                f"{head['entry']} {head['sha256']})"]
     row = conn.execute("SELECT seq FROM entries WHERE hash = ?", (wanted,)).fetchone()
-    if row is None and wanted == GENESIS:
-        return []
     if row is None:
         return [f"expected head {wanted} is not on the journal's chain (head is entry {head['entry']}"
                 f" {head['sha256']}): the journal was cut short or rewritten"]

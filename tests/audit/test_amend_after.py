@@ -8,6 +8,7 @@ adjustments, and the adjustments carry the new rules' hash.
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -104,3 +105,25 @@ def test_verify_finds_a_double_take_back_after_an_amendment(tmp_path, monkeypatc
     assert any("re-derived" in p or "re-deriving" in p for p in report["problems"]), report["problems"]
     bad = p("verify")
     assert bad.exit_code == 1, bad.output
+
+
+@pytest.mark.parametrize("bad", ["zzz", "0" * 63, "g" * 64, "0" * 65, "12 34"])
+def test_expect_head_that_is_no_hash_is_a_usage_error(tmp_path, monkeypatch, bad):
+    p = Points(tmp_path, monkeypatch)
+    assert p("init").exit_code == 0
+    out = p("verify", "--expect-head", bad)
+    assert out.exit_code == 2, out.output
+    assert "--expect-head" in out.output and "64 hex digits" in out.output
+
+
+@pytest.mark.slow
+def test_expect_head_genesis_is_not_an_entry_hash(tmp_path, monkeypatch):
+    p = Points(tmp_path, monkeypatch)
+    assert p("init").exit_code == 0 and p("import", SAMPLES).exit_code == 0
+    shutil.copytree(RULES, tmp_path / "rules", ignore=shutil.ignore_patterns("__init__.py", "samples"))
+    assert p("run", "--until", "2025-03-31").exit_code == 0
+    out = p("verify", "--expect-head", "0" * 64)
+    assert out.exit_code == 1, out.output
+    assert "genesis" in out.output and "NOT on the chain" in out.output
+    head = re.search(r"^head: entry \d+ sha256 ([0-9a-f]{64})$", out.output, re.M).group(1)
+    assert p("verify", "--expect-head", head.upper()).exit_code == 0  # either case
