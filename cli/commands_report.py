@@ -13,7 +13,7 @@ import click
 
 from points.cli import progress
 from points.cli.format import DASH, pts, table
-from points.cli.options import (Finding, default_rules_dir, echo_json, json_option, load_rules, open_db,
+from points.cli.options import (Finding, db_path, default_rules_dir, echo_json, json_option, load_rules, open_db,
                       rules_option)
 
 # ---------------------------------------------------------------- check
@@ -267,7 +267,7 @@ def verify_cmd(rules_dir: Path | None, expect_head: str | None, bundle: Path | N
               help="jsonl: one entry a line; csv: one posting a row; beancount: a ledger for "
                    "bean-check; bundle: the database with its events and recorded rules (-o needed).")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="FILE", help="Write to FILE instead of stdout.")
+              metavar="FILE", help="Write to FILE instead of stdout (replaced if it exists; never a database).")
 def export_cmd(fmt: str, output: Path | None) -> None:
     """Export the whole journal as JSON Lines, CSV, a beancount ledger or a bundle.
 
@@ -288,18 +288,18 @@ def export_cmd(fmt: str, output: Path | None) -> None:
     """
     from points.cli import export
 
+    from points.cli.outfile import check_output, replacing
+
+    if fmt == "bundle" and output is None:
+        raise click.UsageError("--format bundle needs --output FILE (the bundle is a database file)")
     conn = open_db(readonly=True)
+    if output is not None:
+        check_output(output, db_path())  # before the export, which takes a while on a big journal
     if fmt == "bundle":
-        if output is None:
-            raise click.UsageError("--format bundle needs --output FILE (the bundle is a database file)")
-        if output.is_dir():
-            raise Finding(f"{output}: is a directory")
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        with progress.activity("exporting"):
-            export.write_bundle(conn, tmp)
-        tmp.chmod(0o600)  # as private as the database it copies
-        tmp.replace(output)
+        with replacing(output, db_path()) as tmp:
+            with progress.activity("exporting"):
+                export.write_bundle(conn, tmp)
+            tmp.chmod(0o600)  # as private as the database it copies
         click.echo(f"wrote {output}", err=True)
         return
     writer = {"jsonl": export.write_jsonl, "csv": export.write_csv,
@@ -309,12 +309,9 @@ def export_cmd(fmt: str, output: Path | None) -> None:
             writer(conn, sys.stdout)
         sys.stdout.flush()
         return
-    if output.is_dir():
-        raise Finding(f"{output}: is a directory")
-    tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f, progress.activity("exporting"):
-        writer(conn, f)
-    tmp.replace(output)
+    with replacing(output, db_path()) as tmp:
+        with open(tmp, "x", encoding="utf-8", newline="") as f, progress.activity("exporting"):
+            writer(conn, f)
     click.echo(f"wrote {output}", err=True)
 
 

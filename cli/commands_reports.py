@@ -18,7 +18,7 @@ import click
 
 from points.cli import progress
 from points.cli.format import DASH, KIND_ORDER, pts, table
-from points.cli.options import Finding, as_of_option, echo_json, open_db
+from points.cli.options import Finding, as_of_option, db_path, echo_json, open_db
 from points.ledger import payouts as payouts_mod
 from points.ledger import reports
 
@@ -306,7 +306,8 @@ def liability_cmd(as_of: dt.date | None, as_json: bool, as_csv: bool) -> None:
 
 @report_group.command("html")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              metavar="FILE", help="The HTML file to write (replaced if it exists).")
+              metavar="FILE",
+              help="The HTML file to write (replaced if it exists; never a database, see docs/reliability.md).")
 @as_of_option
 def html_cmd(output: Path, as_of: dt.date | None) -> None:
     """One self-contained HTML page with every report and its charts.
@@ -323,15 +324,14 @@ def html_cmd(output: Path, as_of: dt.date | None) -> None:
     """
     from points.cli import html_report
 
+    from points.cli.outfile import check_output, replacing
+
     conn = open_db(readonly=True)
-    folder = output.parent
-    if not folder.is_dir():  # before the drawing, which takes seconds on a big journal
-        raise Finding(f"{folder}: no such folder for the report")
+    check_output(output, db_path())  # before the drawing, which takes seconds on a big journal
     with progress.activity("drawing the report"):
         text = html_report.render(conn, as_of)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    with replacing(output, db_path()) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     click.echo(f"wrote {output}", err=True)
 
 

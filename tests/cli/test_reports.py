@@ -315,4 +315,4 @@ def test_bad_options_are_usage_errors(demo, tmp_path):
     demo("balances", "--min", "-5", code=2)
     demo("balances", "--kind", "gold", code=2)
     out = demo("report", "html", "-o", str(tmp_path / "no" / "such" / "folder.html"), code=1)
-    assert out.output == f"error: {tmp_path / 'no' / 'such'}: no such folder for the report\n"
+    assert out.output == f"error: {tmp_path / 'no' / 'such'}: no such folder for folder.html\n"
