@@ -218,7 +218,8 @@ def payouts_cmd(campaign: str | None, as_of: dt.date | None, as_json: bool, as_c
     found = payouts_mod.payouts(conn, as_of, campaign)
     if campaign is not None and not found:
         names = ", ".join(payouts_mod.campaign_names(conn, as_of)) or "none"
-        raise Finding(f"no entries for campaign {campaign!r} {_when(as_of)}; campaigns with entries: {names}")
+        until = f" up to {as_of}" if as_of else ""
+        raise Finding(f"no entries for campaign {campaign!r}{until} (campaigns with entries: {names})")
     if form == "json":
         echo_json(payouts_dict(found, as_of))
         return

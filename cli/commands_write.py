@@ -112,6 +112,13 @@ def import_cmd(files: tuple[str, ...], rules_dir: Path | None, max_errors: int, 
 LATEST_UNTIL = dt.date(2999, 12, 31)
 
 
+def _reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An amendment is recorded for good: an empty or blank reason is a usage error."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("needs a reason (the amendment records it), not an empty text")
+    return value
+
+
 @click.command("run")
 @click.option("--until", "until", type=DATE, required=True, metavar="DATE",
               help="Execute every step dated on or before this day.")
@@ -120,7 +127,7 @@ LATEST_UNTIL = dt.date(2999, 12, 31)
 @click.option("--dry-run", is_flag=True,
               help="Print what the run would post and change nothing (run on a private copy).")
 @rules_option
-@click.option("--amend", "amend", default=None, metavar="REASON",
+@click.option("--amend", "amend", default=None, metavar="REASON", callback=_reason,
               help="Accept changed terms (a rules file or table) of campaigns that have posted "
                    "entries: record an amendment with REASON and post the differences.")
 @json_option
