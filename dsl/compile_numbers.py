@@ -6,7 +6,7 @@ SQLite divides integers toward zero and turns a non-whole quotient into a float,
 rules ask to round. Instead a `Frac` keeps numerator and denominator as integer SQL
 and only a rounding function (`floor`, `ceil`, `trunc`, `round`) makes a whole number
 of it, exactly as `dsl.runtime.round_to` does per member (a division by zero gives
-NULL, as `none` per member).
+NULL, `none` for that event; per member `dsl.runtime` raises DivisionByZero instead).
 """
 
 from __future__ import annotations
