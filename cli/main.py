@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from points.cli import commands_demo, commands_read, commands_report, commands_reports, commands_write
-from points.cli.options import DEFAULT_DB, PointsGroup
+from points.cli.options import DEFAULT_DB, INTERRUPTED, TERMINATED, PointsGroup, Terminated, terminate_on_sigterm
 
 # ---------------------------------------------------------------- the group
 
@@ -52,14 +52,16 @@ for _module in (commands_write, commands_read, commands_report, commands_reports
 
 def main() -> None:
     """The console script: `cli`, with a Ctrl-C outside any command (while starting or
-    exiting) also exit 130 and one line, instead of Python's traceback."""
+    exiting) also exit 130 and one line, instead of Python's traceback; SIGTERM is
+    handled like Ctrl-C (same cleanup, same line) but exits 143."""
+    terminate_on_sigterm()
     try:
         cli()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         try:
             click.echo("interrupted: nothing was written", err=True)
         finally:
-            raise SystemExit(130) from None
+            raise SystemExit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m points.cli.main`

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -132,6 +133,20 @@ def _silence_stdout() -> None:
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill PID`, a service manager stopping us): handled as Ctrl-C is, so
+    every `finally` and `with` cleans up, but the exit status is 143."""
+
+
+def terminate_on_sigterm() -> None:
+    """Make SIGTERM raise Terminated in the main thread (see cli.main.main)."""
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def _interrupted(ctx: click.Context) -> None:
@@ -182,7 +197,7 @@ def db_option() -> click.Option:
 
 class PointsGroup(click.Group):
     """The `points` group: every subcommand runs under `report_user_errors`,
-    accepts `--db` after its name, and exits 130 on Ctrl-C."""
+    accepts `--db` after its name, and exits 130 on Ctrl-C (143 on SIGTERM)."""
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         if not any(p.name == "db" for p in cmd.params):
@@ -192,9 +207,9 @@ class PointsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return report_user_errors(super().invoke)(ctx)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             _interrupted(ctx)
-            raise click.exceptions.Exit(INTERRUPTED) from None
+            raise click.exceptions.Exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED) from None
 
 
 # ---------------------------------------------------------------- option types

@@ -78,53 +78,63 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
     if not steps:
         return out
     _sweep_scratch()
+    loaded: dict[str, object] = {}
+    snaps: dict[int, rulesets.Snapshot] = {}  # by loaded RuleSet (cached in `loaded`)
+    for m in marks:
+        out.runs.append({"entry": m.seq, "until": m.until.isoformat(), "watermark": m.watermark,
+                         "ruleset": m.ruleset, "files": dict(m.files or m.rules),
+                         "amendment": m.amendment})
+    # The recorded sets are rebuilt as folders only to be loaded; each is loaded and read
+    # into memory (rules, tables, the snapshot its run records), and the folders go before
+    # the replay, the long part, starts. A SIGKILL while they exist leaves them for the
+    # next verify to sweep (_sweep_scratch); SIGINT or SIGTERM removes them.
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
-        loaded: dict[str, object] = {}
-        for m in marks:
-            out.runs.append({"entry": m.seq, "until": m.until.isoformat(), "watermark": m.watermark,
-                             "ruleset": m.ruleset, "files": dict(m.files or m.rules),
-                             "amendment": m.amendment})
         for step in steps:
             m = step["marker"]
             step["rules"] = (_rules_of(conn, m, rules_dir, Path(tmp), loaded, out.problems) if m
                              else _set_rules(conn, step["label"], step["ruleset"], Path(tmp), loaded,
                                              out.problems))
-        if out.problems:
-            return out
-        # Delete-on-close (ledger.db.scratch): the replayed journal, the big part, is never
-        # left in $TMPDIR, even by a killed verify (the small rules folders: _sweep_scratch).
-        scratch = db.scratch()
-        try:
-            copied = 0
-            original = Journal(conn)
-            for step in steps:
-                rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
-                                    " ORDER BY seq", (copied, step["watermark"]))
-                with db.transaction(scratch):
-                    scratch.executemany(
-                        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
-                copied = max(copied, step["watermark"])
-                amend = original.entry(step["amendment"]) if step["amendment"] else None
-                runner = Runner(scratch, step["rules"], step["until"], amend=amend, check_terms=False)
-                if step["stop"] is None:
-                    runner.run()
-                    continue
-                # An interrupted run: replayed exactly as far as it went -- its next write
-                # past the entry where the run after it started is refused, as the crash did.
-                scratch.execute(f"CREATE TEMP TRIGGER replay_stop BEFORE INSERT ON main.entries "
-                                f"WHEN NEW.seq > {int(step['stop'])} "
-                                f"BEGIN SELECT RAISE(ABORT, '{STOP}'); END")
-                try:
-                    runner.run()
-                except Exception as exc:  # noqa: BLE001 -- only our own stop is expected
-                    if STOP not in str(exc):
-                        raise
-                # (the journal keeps a balance cache only when its own commit succeeds)
-                scratch.execute("DROP TRIGGER temp.replay_stop")
-            compare(conn, scratch, upto, out)
-            out.pending_rederived = upto > sealed
-        finally:
-            scratch.close()
+            rules = step["rules"]
+            if rules is not None and id(rules) not in snaps:
+                snaps[id(rules)] = rulesets.snapshot_of(rules)
+            step["snapshot"] = snaps.get(id(rules))
+    if out.problems:
+        return out
+    # Delete-on-close (ledger.db.scratch): the replayed journal is never left in $TMPDIR,
+    # even by a killed verify.
+    scratch = db.scratch()
+    try:
+        copied = 0
+        original = Journal(conn)
+        for step in steps:
+            rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
+                                " ORDER BY seq", (copied, step["watermark"]))
+            with db.transaction(scratch):
+                scratch.executemany(
+                    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 14)})", rows)
+            copied = max(copied, step["watermark"])
+            amend = original.entry(step["amendment"]) if step["amendment"] else None
+            runner = Runner(scratch, step["rules"], step["until"], amend=amend, check_terms=False,
+                            snapshot=step["snapshot"])
+            if step["stop"] is None:
+                runner.run()
+                continue
+            # An interrupted run: replayed exactly as far as it went -- its next write
+            # past the entry where the run after it started is refused, as the crash did.
+            scratch.execute(f"CREATE TEMP TRIGGER replay_stop BEFORE INSERT ON main.entries "
+                            f"WHEN NEW.seq > {int(step['stop'])} "
+                            f"BEGIN SELECT RAISE(ABORT, '{STOP}'); END")
+            try:
+                runner.run()
+            except Exception as exc:  # noqa: BLE001 -- only our own stop is expected
+                if STOP not in str(exc):
+                    raise
+            # (the journal keeps a balance cache only when its own commit succeeds)
+            scratch.execute("DROP TRIGGER temp.replay_stop")
+        compare(conn, scratch, upto, out)
+        out.pending_rederived = upto > sealed
+    finally:
+        scratch.close()
     return out
 
 

@@ -126,11 +126,12 @@ class Runner:
 
     def __init__(self, conn: apsw.Connection, rules: RuleSet, until: dt.date,
                  progress: Callable[[int, int], None] | None = None, *,
-                 amend=None, check_terms: bool = True):
+                 amend=None, check_terms: bool = True, snapshot: rulesets.Snapshot | None = None):
         self.conn = conn
         # The exact rules set this run uses and records (engine.recorded); `amend`:
-        # the operator's reason for changed terms, or the amendment a replay re-posts.
-        self.snapshot = rulesets.snapshot_of(rules)
+        # the operator's reason for changed terms, or the amendment a replay re-posts;
+        # `snapshot`: that set read already (a replay, whose scratch folder is gone).
+        self.snapshot = snapshot if snapshot is not None else rulesets.snapshot_of(rules)
         self.ruleset = self.snapshot.digest
         self.amend, self.check_terms = amend, check_terms
         self.marker_extra: dict = {}
