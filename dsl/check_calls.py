@@ -7,10 +7,12 @@ asks for the types of arguments; both read the campaign's `Scope`.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from points.dsl import ast
 from points.dsl import symbols as sym
+from points.dsl.errors import Diagnostic
 from points.dsl.foreign import FUNCTIONS, not_in_language
 from points.dsl.check_common import (
     ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, table_type, unify,
@@ -305,11 +307,28 @@ class CallChecker:
                 ct = table_type(table, c.column)
                 if not sym.compatible(ct, vt):
                     self.s.err(c.span, f"type mismatch: column {c.column} of {n.table} is {ct}, compared with {vt}")
+        if table is not None and n.conds and all(c.op == "==" and c.column in table.columns for c in n.conds):
+            self._unique_key(n, table)
         dt_ = self.x.expr(n.default, ctx)
         if not sym.compatible(ty, dt_):
             self.s.err(n.default.span, f"type mismatch: the default after `else` is {dt_}, the column is {ty}")
             return sym.ANY
         return unify(ty, dt_)
+
+    def _unique_key(self, n: ast.Lookup, table) -> None:
+        """A lookup by equal columns only must find one row: two rows with the same key
+        would pay by whichever SQLite returns first. The error is at the second row."""
+        columns = tuple(dict.fromkeys(c.column for c in n.conds))
+        found = table.duplicate(columns)
+        if found is None:
+            return
+        first, second, values = found
+        key = ", ".join(f"{c} {v!r}" for c, v in zip(columns, values))
+        self.s.diags.append(Diagnostic(
+            str(Path(n.span.path).parent / table.path), second, 1,
+            f"duplicate key in table {n.table}: lines {first} and {second} both have {key}, and a "
+            f"`lookup ... where {' and '.join(f'{c} == ...' for c in columns)}` must find one row",
+            "remove or merge one of the two rows"))
 
     def member_attribute(self, n: ast.Dotted, ctx: Ctx) -> str:
         """`member.tier`: member data, per event on the event's date, per member on the

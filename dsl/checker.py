@@ -401,7 +401,7 @@ def check(rules: ast.RulesFile, rules_dir: Path) -> tuple[list[Diagnostic], dict
             try:
                 table = tables_mod.load(t.name, rules_dir, t.path)
             except TableError as exc:
-                diags.append(at(t.span, str(exc), "tables are CSV files in the rules folder, e.g. \"data/stores.csv\""))
+                diags.append(tables_mod.diagnostic(exc, t.span, t.path))
                 declared.setdefault(t.name, t)
                 continue
             declared.setdefault(t.name, t)
