@@ -106,3 +106,17 @@ def journal_projection(world: World, campaign: str, members=(), *, expiries: boo
             item["winners"] = e.memo["winners"]
         out.append(item)
     return out
+
+
+def rules_from_text(tmp_path: Path, text: str, name: str = "c.rules") -> RuleSet:
+    """A rules folder in tmp_path holding one file with `text`, loaded (checked and compiled)."""
+    folder = tmp_path / "rules"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+    return load_rules(folder)
+
+
+def card_payment(id_: str, member: str, amount: int, at: str, merchant: str = "x") -> dict:
+    """A `card_payment` event as a JSON object (merchant `x` is in no table)."""
+    return {"id": id_, "type": "card_payment", "member": member, "at": at, "amount": amount,
+            "merchant": merchant}

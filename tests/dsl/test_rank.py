@@ -5,20 +5,8 @@ purchase ever"."""
 from __future__ import annotations
 
 from points.dsl import checker
-from points.dsl.loader import load_rules
 from points.dsl.parser import parse
-from tests.support import RULES, new_world
-
-
-def rules(tmp_path, text: str):
-    folder = tmp_path / "rules"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "c.rules").write_text(text, encoding="utf-8")
-    return load_rules(folder)
-
-
-def pay(id_, member, amount, at, merchant="x"):
-    return {"id": id_, "type": "card_payment", "member": member, "at": at, "amount": amount, "merchant": merchant}
+from tests.support import RULES, new_world, rules_from_text as rules, card_payment as pay
 
 
 def cancel(id_, member, ref, at):

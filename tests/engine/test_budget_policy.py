@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from points.dsl.loader import load_rules
-from tests.support import new_world
+from tests.support import new_world, card_payment as pay
 
 
 def rules(tmp_path, policy: str):
@@ -21,10 +21,6 @@ def rules(tmp_path, policy: str):
   award back = sum(purchase.amount) basic when sum(purchase.amount) > 0 on 2026-08-10
 ''', encoding="utf-8")
     return load_rules(folder)
-
-
-def pay(id_, member, amount, at):
-    return {"id": id_, "type": "card_payment", "member": member, "at": at, "amount": amount, "merchant": "x"}
 
 
 def paid(tmp_path, policy: str, events) -> dict[str, int]:

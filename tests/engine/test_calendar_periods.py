@@ -9,9 +9,8 @@ import datetime as dt
 import pytest
 
 from points.dsl import ast
-from points.dsl.loader import load_rules
 from points.engine.calendar import period_of_day
-from tests.support import new_world
+from tests.support import new_world, rules_from_text as rules, card_payment as pay
 
 SPAN = ast.Span("x", 1, 1, 1, 1)
 
@@ -35,17 +34,6 @@ def test_a_day_cycle_keeps_its_periods():
     assert period_of_day(cycle, dt.date(2026, 1, 15)).id == "2026-01"
     assert (period_of_day(cycle, dt.date(2026, 1, 16)).start, period_of_day(cycle, dt.date(2026, 1, 16)).end) == (
         dt.date(2026, 1, 16), dt.date(2026, 2, 15))
-
-
-def rules(tmp_path, text: str):
-    folder = tmp_path / "rules"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "c.rules").write_text(text, encoding="utf-8")
-    return load_rules(folder)
-
-
-def pay(id_, member, amount, at):
-    return {"id": id_, "type": "card_payment", "member": member, "at": at, "amount": amount, "merchant": "x"}
 
 
 def test_calendar_month_pays_each_month_on_its_own(tmp_path):

@@ -5,7 +5,7 @@ on the same day; unknown campaigns or awards and loops refused by check."""
 from __future__ import annotations
 
 from points.dsl.loader import check_files, load_rules
-from tests.support import new_world
+from tests.support import new_world, card_payment as pay
 
 STATUS = '''campaign gold-status "gold: 100,000 yen in 2025"
   window 2025-01-01 .. 2025-12-31
@@ -28,10 +28,6 @@ def folder(tmp_path, **files):
     for name, text in files.items():
         (d / f"{name}.rules").write_text(text, encoding="utf-8")
     return d
-
-
-def pay(id_, member, amount, at):
-    return {"id": id_, "type": "card_payment", "member": member, "at": at, "amount": amount, "merchant": "x"}
 
 
 def test_a_status_earned_in_one_campaign_changes_another(tmp_path):
