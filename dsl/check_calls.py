@@ -1,14 +1,15 @@
 """Checks of calls: scalar functions and aggregates over streams, per event and per member.
 
 A `CallChecker` belongs to an `ExpressionChecker` (`dsl.check_expressions`), which it
-asks for the types of arguments; both read the campaign's `Scope`.
+asks for the types of arguments; both read the campaign's `Scope`. It knows its owner only
+as the `ArgumentTyper` protocol below, so neither module imports the other's.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from points.dsl import ast
 from points.dsl import symbols as sym
@@ -18,15 +19,25 @@ from points.dsl.check_common import (
     ALL_FUNCTIONS, FUNCTION_HINT, Ctx, Scope, closest, did_you_mean, table_type, unify,
 )
 
-if TYPE_CHECKING:
-    from points.dsl.check_expressions import ExpressionChecker
+
+class ArgumentTyper(Protocol):
+    """What a CallChecker asks of the expression checker that owns it."""
+
+    stream_deps: dict[str, dict[str, ast.Span]]
+
+    def expr(self, n, ctx: Ctx) -> str: ...
+    def field_type(self, stream: ast.Stream, name: str) -> str | None: ...
+    def stream_field_names(self, stream: ast.Stream) -> dict[str, None] | None: ...
+    def stream_field_names_typed(self, s: ast.Stream) -> dict[str, str]: ...
+    def need_bool(self, node, ty: str, what: str) -> None: ...
+    def need_whole(self, node, ty: str, ctx: Ctx, what: str) -> None: ...
 
 
 class CallChecker:
     """Functions, aggregates, table lookups, date arithmetic and member data: arity,
     argument shapes and types."""
 
-    def __init__(self, scope: Scope, exprs: "ExpressionChecker"):
+    def __init__(self, scope: Scope, exprs: ArgumentTyper):
         self.s = scope
         self.x = exprs
 

@@ -27,10 +27,6 @@ OVERSIZE_ALLOWED: dict[str, str] = {
 # Cycles that exist only through `if TYPE_CHECKING:` imports (no import-time cycle),
 # each with its reason. An entry that is no longer a cycle fails the test.
 TYPE_ONLY_CYCLES_ALLOWED: dict[tuple[str, ...], str] = {
-    # CallChecker annotates the ExpressionChecker that owns it and calls back into it
-    # for argument expressions; issue 11 item 4 (checker composed of objects) owns it.
-    ("points.dsl.check_calls", "points.dsl.check_expressions"):
-        "issue 11 item 4: checker objects refer to each other in annotations",
 }
 
 
