@@ -136,7 +136,14 @@ jsonl_line = st.one_of(
     st.builds(lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass"),
               st.dictionaries(st.sampled_from(["id", "a"]), st.one_of(st.integers(), odd_text), max_size=2)),
     st.sampled_from([b"", b"  ", b"{", b'{"a":1} x', b'{"a":1}  ', b"[1]", b"\xef\xbb\xbf{}", b"\xff{}",
-                     b'{"a":"\xc3\xa9"}', b'{"a":\xc3}', b"1e999", b"{}\r", b'"\\ud800"']),
+                     b'{"a":"\xc3\xa9"}', b'{"a":\xc3}', b"1e999", b"{}\r", b'"\\ud800"',
+                     # what msgspec (the fast decoder) refuses or reads differently from json.loads
+                     b'{"a":NaN}', b'{"a":1e400}', b'{"a":01}', b'{"a":"\\ud800"}', b'{"a":1}\x0b',
+                     b'{"a":"\x01"}', b'{"a":' + b"9" * 5000 + b"}",
+                     # repeated keys in the spellings the duplicate pre-check must see through
+                     b'{"a": 1, "a": 2}', b'{"a" : 1, "a": 2}', b'{"a"  :1,"a":2}', b'{"a"\t:1,"a":2}',
+                     b'{"a"\r:1,"a":2}', b'{"b": "x\\": y", "a": 1, "a": 2}', b'{"a\\"": 1, "a\\"": 2}',
+                     b' {"a": 1, "b": [1, {"a": 2}]}']),
 )
 
 
