@@ -23,7 +23,10 @@ import json
 import os
 from typing import Any, Iterator
 
-import msgspec
+try:
+    import msgspec
+except ImportError:  # an environment installed before msgspec became a dependency
+    msgspec = None
 
 from points.ledger.event_input import STDIN, STDIN_LABEL, EventError, Input, _open
 from points.ledger.event_schema import ENVELOPE, Problem, Schema, schema_for
@@ -120,6 +123,11 @@ def _too_long(line: int) -> EventError:
 _LONG_CHARS = MAX_LINE // 4  # a line of fewer characters cannot exceed MAX_LINE bytes of UTF-8
 
 
+# (decode, the errors it raises): json.loads, slower, decides the same lines the same way here.
+_DECODER = ((msgspec.json.Decoder().decode, (msgspec.DecodeError, ValueError, RecursionError)) if msgspec
+            else (json.loads, (ValueError, RecursionError)))
+
+
 def _read_jsonl(f) -> Iterator[tuple[int, Any, Any]]:
     # Most lines are one object and a line break: msgspec decodes those (in C,
     # several times faster than json's scanner) to the same dict json.loads
@@ -131,8 +139,7 @@ def _read_jsonl(f) -> Iterator[tuple[int, Any, Any]]:
         with _open(f) as opened:
             yield from _read_jsonl(opened)
         return
-    decode = msgspec.json.Decoder().decode
-    not_decoded = (msgspec.DecodeError, ValueError, RecursionError)
+    decode, not_decoded = _DECODER
     count = str.count
     long_chars = _LONG_CHARS
     n = 0

@@ -156,6 +156,16 @@ def test_block_jsonl_reader_matches_the_line_reader(tmp_path, monkeypatch, lines
     assert list(event_files._read_jsonl(path)) == old_read_jsonl(data)
 
 
+@given(lines=st.lists(jsonl_line, max_size=8))
+def test_jsonl_reader_without_msgspec_matches_the_line_reader(tmp_path, monkeypatch, lines):
+    # An environment installed before msgspec was a dependency decodes with json.loads.
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(data)
+    monkeypatch.setattr(event_files, "_DECODER", (json.loads, (ValueError, RecursionError)))
+    assert list(event_files._read_jsonl(path)) == old_read_jsonl(data)
+
+
 # --------------------------------------------------------------------------- CSV rows
 
 
