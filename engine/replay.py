@@ -33,7 +33,7 @@ import attrs
 
 from points.dsl.errors import RulesError
 from points.dsl.loader import load_rules
-from points.engine.runs import run_markers
+from points.engine.runs import ended_runs, run_markers
 from points.engine.workflow import Runner
 from points.ledger import db, rulesets
 from points.ledger.journal import Journal
@@ -72,6 +72,14 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
     if gone:
         out.problems.append(f"a run started after entry {max(gone)} but the journal ends at entry "
                             f"{last}: entries were removed")
+        return out
+    held = {m.seq for m in marks}
+    lost = [seq for seq in ended_runs(conn) if seq not in held]
+    if lost:
+        out.problems.append(
+            f"a run finished with its marker at entry {lost[0]} (recorded in run_ends), but the "
+            + (f"journal ends at entry {last}" if lost[0] > last else "entry is no longer a run marker")
+            + ": entries were removed")
         return out
     steps = _steps(conn, marks, starts, last)
     upto = max([sealed] + [s["stop"] for s in steps if s["stop"] is not None])

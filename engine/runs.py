@@ -20,7 +20,8 @@ import attrs
 
 from points.ledger.model import NewEntry
 
-__all__ = ["RunMarker", "completed_until", "latest_run", "marker_entry", "run_markers"]
+__all__ = ["RunMarker", "completed_until", "ended_runs", "latest_run", "marker_entry", "run_markers",
+           "seal"]
 
 # Markers are found through the entries' key index (every marker key starts "run:").
 _MARKERS = "SELECT seq, memo FROM entries WHERE key >= 'run:' AND key < 'run;'"
@@ -56,6 +57,21 @@ def _marker(seq: int, memo: str) -> RunMarker:
     m = json.loads(memo)
     return RunMarker(seq, dt.date.fromisoformat(m["until"]), m["watermark"], m.get("rules", {}),
                      m.get("ruleset"), m.get("files") or {}, m.get("campaigns"), m.get("amendment"))
+
+
+def seal(conn, seq: int) -> None:
+    """Record that the run whose marker is entry `seq` finished (table run_ends; in the
+    marker's transaction). An identical re-run finds its marker sealed already."""
+    conn.execute("INSERT OR IGNORE INTO run_ends(marker) VALUES (?)", (seq,))
+
+
+def ended_runs(conn) -> list[int]:
+    """The marker seq of every run recorded as finished (none in a database made
+    before run ends were recorded, or opened read-only without the table)."""
+    try:
+        return [seq for (seq,) in conn.execute("SELECT marker FROM run_ends ORDER BY marker")]
+    except Exception:  # noqa: BLE001 -- an older read-only database has no such table
+        return []
 
 
 def run_markers(conn) -> list[RunMarker]:

@@ -39,7 +39,7 @@ from points.dsl.errors import RunError
 from points.dsl.evaluator import window_of
 from points.dsl.loader import LoadedCampaign, RuleSet
 from points.engine.lottery import load_draws
-from points.engine.runs import completed_until, marker_entry
+from points.engine.runs import completed_until, marker_entry, seal
 from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
 from points.ledger import db, rulesets
 from points.ledger.dates import day_of_month_after
@@ -344,8 +344,8 @@ class Runner:
         marker = marker_entry(self.until, self.wm, self.rules.hashes, recorded=self.recorded,
                               extra=self.marker_extra)
         with self.own():
-            if self.journal.entry_by_key(marker.key) is None:
-                self.journal.append([marker])
+            found = self.journal.entry_by_key(marker.key)
+            seal(self.conn, found.seq if found is not None else self.journal.append([marker])[0].seq)
 
     # --- a campaign checkpoint: one transaction
     def period_draws(self, lc: LoadedCampaign, period: Period) -> dict[str, frozenset[str]]:

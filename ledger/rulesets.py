@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS run_starts (
     watermark INTEGER NOT NULL,
     ruleset   TEXT NOT NULL
 );
+-- Every run that finished: the seq of its marker entry, written in the marker's
+-- transaction (engine.runs.seal). Kept beside the journal, so a journal cut back behind
+-- the triggers to before a finished run is a finding even when no entry is left.
+CREATE TABLE IF NOT EXISTS run_ends (
+    marker INTEGER PRIMARY KEY    -- seq of the run's marker entry
+);
 """ + "\n".join(
     f"""
 CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
@@ -54,7 +60,7 @@ BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
 """
-    for table in ("rule_files", "rule_sets", "run_starts"))
+    for table in ("rule_files", "rule_sets", "run_starts", "run_ends"))
 
 
 class RuleSetError(LedgerError):

@@ -8,6 +8,7 @@ adjustments, and the adjustments carry the new rules' hash.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 
@@ -127,3 +128,57 @@ def test_expect_head_genesis_is_not_an_entry_hash(tmp_path, monkeypatch):
     assert "genesis" in out.output and "NOT on the chain" in out.output
     head = re.search(r"^head: entry \d+ sha256 ([0-9a-f]{64})$", out.output, re.M).group(1)
     assert p("verify", "--expect-head", head.upper()).exit_code == 0  # either case
+
+
+def _delete_all(path) -> None:
+    """A forger with write access: drop the triggers, delete every entry, put them back."""
+    import apsw
+
+    conn = apsw.Connection(str(path))
+    for t in ("entries_no_delete", "postings_no_delete"):
+        conn.execute(f"DROP TRIGGER {t}")
+    conn.execute("DELETE FROM postings")
+    conn.execute("DELETE FROM entries")
+    db.restore_triggers(conn)
+    conn.close()
+
+
+@pytest.mark.slow
+def test_a_finished_run_whose_entries_were_all_deleted_is_a_finding(tmp_path, monkeypatch):
+    p = Points(tmp_path, monkeypatch)
+    shutil.copytree(RULES, tmp_path / "rules", ignore=shutil.ignore_patterns("__init__.py", "samples"))
+    assert p("init").exit_code == 0 and p("import", SAMPLES).exit_code == 0
+    assert p("run", "--until", "2025-03-31").exit_code == 0
+    _delete_all(tmp_path / "points.db")
+    out = p("verify")
+    assert out.exit_code == 1, out.output
+    assert "a run finished with its marker at entry" in out.output
+    assert "entries were removed" in out.output
+
+
+def test_a_crash_before_the_first_entry_is_no_finding(tmp_path, monkeypatch):
+    """A run start and its rules set recorded, then a crash before any entry: no marker,
+    no end of run -- a run to resume, not a finding."""
+    p = Points(tmp_path, monkeypatch)
+    shutil.copytree(RULES, tmp_path / "rules", ignore=shutil.ignore_patterns("__init__.py", "samples"))
+    assert p("init").exit_code == 0 and p("import", SAMPLES).exit_code == 0
+
+    def crash(self):
+        raise RuntimeError("killed")
+
+    from points.dsl.loader import load_rules
+
+    conn = db.connect(tmp_path / "points.db")
+    with monkeypatch.context() as m:
+        m.setattr(workflow.Runner, "_run_cached", crash)
+        with pytest.raises(RuntimeError):
+            workflow.Runner(conn, load_rules(tmp_path / "rules"), dt.date(2025, 3, 31)).run()
+    conn.close()
+    conn = db.connect(tmp_path / "points.db", readonly=True)
+    assert conn.execute("SELECT COUNT(*) FROM run_starts").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 0
+    conn.close()
+    ok = p("verify")
+    assert ok.exit_code == 0, ok.output
+    assert p("run", "--until", "2025-03-31").exit_code == 0  # the resume
+    assert p("verify").exit_code == 0
