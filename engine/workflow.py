@@ -187,7 +187,9 @@ class Runner:
         if last is None:
             return cps
         day = dt.date.fromisoformat(last)
-        return [Checkpoint(day, lc.name, period, True)] + [cp for cp in cps if cp.day > day]
+        # (a later run --until before that day: the amendment settled those days already)
+        first = [Checkpoint(day, lc.name, period, True)] if day <= self.until else []
+        return first + [cp for cp in cps if cp.day > day]
 
     def checkpoints(self, lc: LoadedCampaign, period: Period) -> list[Checkpoint]:
         plan = lc.plan
