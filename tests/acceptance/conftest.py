@@ -7,6 +7,16 @@ import pytest
 from tests.acceptance.cli import SAMPLE_EVENTS, points
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every acceptance test is `slow`: each runs the installed `points` script in a child
+    process (~0.4 s of start-up apiece), so the folder is ~40 s of the quick loop. CI runs
+    them all; `pytest tests/acceptance` runs them alone."""
+    here = __file__.rsplit("/", 1)[0]
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """An empty folder to run `points` in (no ./rules, no ./points.db)."""
