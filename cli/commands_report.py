@@ -91,11 +91,10 @@ def _today() -> dt.date:
 def campaign_dicts(conn, rules) -> dict:
     from points.engine.calendar import next_pay_date
     from points.engine.runs import latest_run
-    from points.ledger.accounts import budget_account
     from points.ledger.lots import expiring_points
-    from points.ledger.journal import Journal
+    from points.ledger.payouts import payouts
 
-    j = Journal(conn)
+    by_name = {p.campaign: p for p in payouts(conn)}
     last = latest_run(conn)
     latest = last.until if last else None
     horizon = latest or _today()
@@ -109,24 +108,18 @@ def campaign_dicts(conn, rules) -> dict:
             {"calendar": c.cycle.calendar} if c.cycle.calendar
             else {"start_day": c.cycle.start_day, "end_day": c.cycle.end_day})
         nxt = next_pay_date(lc.plan, latest, _today())
+        # Budget, points and members paid: the journal's payouts (ledger.payouts), the same
+        # figures `report payouts` shows; a campaign with no entry yet has paid nothing.
+        paid = by_name.get(lc.name)
         budget = None
         if c.budget is not None:
-            acct = budget_account(lc.name)
-            funded = conn.execute(
-                "SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN entries e ON e.seq = p.entry"
-                " WHERE p.account = ? AND p.kind = ? AND e.key LIKE 'fund:%'",
-                (acct, c.budget.kind)).fetchone()[0]
-            remaining = j.account_balance(acct, c.budget.kind)
+            funded = paid.budget if paid is not None and paid.budget is not None else 0
+            remaining = paid.budget_left if paid is not None and paid.budget_left is not None else 0
             budget = {"kind": c.budget.kind, "total": c.budget.amount, "funded": funded,
                       "paid": funded - remaining, "remaining": remaining}
-        paid: dict[str, int] = defaultdict(int)
-        points: dict[str, int] = defaultdict(int)
-        for account, kind, amount in conn.execute(
-                "SELECT p.account, p.kind, SUM(p.amount) FROM postings p JOIN entries e ON e.seq = p.entry"
-                " WHERE e.campaign = ? AND (p.account LIKE 'member:%' OR p.account LIKE 'receivable:%')"
-                " GROUP BY p.account, p.kind", (lc.name,)):
-            paid[account.split(":")[1]] += amount
-            points[kind] += amount
+        points = paid.total("net") if paid is not None else {}
+        # Winners of every draw, also one whose winners were paid nothing yet (payouts count
+        # winners only under a kind they were paid in).
         winners = None
         has_lottery = any(a.lottery is not None for a in lc.plan.awards.values())
         if has_lottery:
@@ -146,7 +139,7 @@ def campaign_dicts(conn, rules) -> dict:
             "next_step": nxt.isoformat() if nxt else None,
             "budget": budget,
             "points_paid": {k: v for k, v in sorted(points.items())},
-            "members_paid": sum(1 for v in paid.values() if v > 0),
+            "members_paid": paid.members if paid is not None else 0,
             "winners": winners,
             "expiring": expiring,
         }
