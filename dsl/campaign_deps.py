@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from points.dsl import ast
 from points.dsl import symbols as sym
-from points.dsl.check_common import walk
+from points.dsl.check_common import dependency_loops, walk
 from points.dsl.errors import Diagnostic, at
 
 
@@ -44,25 +44,9 @@ def check_references(campaigns: dict[str, ast.Campaign]) -> list[Diagnostic]:
                                 "its awards: " + ", ".join(a.name for a in target.awards)))
             else:
                 deps[name].setdefault(other, span)
-    reported: set[frozenset] = set()
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for other, span in deps.get(name, {}).items():
-            if state.get(other) == 1:
-                loop = path[path.index(other):] + [other]
-                if frozenset(loop) not in reported:
-                    reported.add(frozenset(loop))
-                    diags.append(at(span, "campaigns read each other's awards in a loop: " + " -> ".join(loop),
-                                    "one of them must not depend on the other"))
-            elif state.get(other) is None:
-                visit(other, path + [other])
-        state[name] = 2
-
-    for name in sorted(deps):
-        if state.get(name) is None:
-            visit(name, [name])
+    for loop, span in dependency_loops(deps, sorted(deps)):
+        diags.append(at(span, "campaigns read each other's awards in a loop: " + " -> ".join(loop),
+                        "one of them must not depend on the other"))
     return diags
 
 

@@ -71,6 +71,35 @@ def int_lit(node) -> int | None:
     return None
 
 
+def dependency_loops(deps: dict[str, dict], order) -> list[tuple[list[str], object]]:
+    """Each loop of a dependency graph once: the names around it (the first repeated last)
+    and the span of the edge that closes it. `deps` maps a name to {name it reads: span};
+    `order` is the order names are visited in (so the loop reported is stable). An edge from
+    a name to itself is left to the caller, who says something more precise about it."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    reported: set[frozenset] = set()
+    found: list[tuple[list[str], object]] = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for other, span in deps.get(name, {}).items():
+            if other == name:
+                continue
+            if state.get(other) == 1:
+                loop = path[path.index(other):] + [other]
+                if frozenset(loop) not in reported:
+                    reported.add(frozenset(loop))
+                    found.append((loop, span))
+            elif state.get(other) is None:
+                visit(other, path + [other])
+        state[name] = 2
+
+    for name in order:
+        if state.get(name) is None:
+            visit(name, [name])
+    return found
+
+
 def walk(node):
     """Every expression node under `node` (itself included)."""
     stack = [node]

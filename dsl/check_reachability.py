@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from points.dsl import ast
-from points.dsl.check_common import NON_NEGATIVE_AGGREGATES, ORDERED_OPS, Scope, conjuncts, int_lit, walk
+from points.dsl.check_common import (
+    NON_NEGATIVE_AGGREGATES, ORDERED_OPS, Scope, conjuncts, dependency_loops, int_lit, walk,
+)
 
 
 class ReachabilityChecker:
@@ -14,30 +16,13 @@ class ReachabilityChecker:
 
     # ------------------------------------------------------------ graphs
     def check_stream_cycles(self, deps: dict[str, dict]) -> None:
-        state: dict[str, int] = {}
-        reported: set[frozenset] = set()
-
-        def visit(s: str, path: list[str]) -> None:
-            state[s] = 1
-            for t in deps.get(s, {}):
-                if t == s:
-                    self.s.err(deps[s][t], f"stream {s} cannot use an aggregate of itself in its own filter "
-                             "(through a value)", "aggregate another stream, or compute it per member")
-                    continue
-                if state.get(t) == 1:
-                    cycle = path[path.index(t):] + [t] if t in path else [s, t]
-                    key = frozenset(cycle)
-                    if key not in reported:
-                        reported.add(key)
-                        self.s.err(deps[s][t], "streams depend on each other through their filters: "
-                                 + " -> ".join(cycle), "a stream's filter may aggregate other streams, not in a loop")
-                elif state.get(t) is None:
-                    visit(t, path + [t])
-            state[s] = 2
-
-        for s in list(deps):
-            if state.get(s) is None:
-                visit(s, [s])
+        for s, reads in deps.items():
+            if s in reads:
+                self.s.err(reads[s], f"stream {s} cannot use an aggregate of itself in its own filter "
+                         "(through a value)", "aggregate another stream, or compute it per member")
+        for loop, span in dependency_loops(deps, list(deps)):
+            self.s.err(span, "streams depend on each other through their filters: " + " -> ".join(loop),
+                       "a stream's filter may aggregate other streams, not in a loop")
 
     def check_value_cycles(self) -> None:
         nodes: dict[str, tuple[object, list]] = {}
