@@ -108,6 +108,7 @@ class Checkpointer:
         self.owed = self.load_receivables()
         self.batch: list[NewEntry] = []
         self.pending: list[list] = []  # grant records whose entry seq is known after flush
+        self.makers: dict[str, tuple] = {}  # award -> _grant_maker's (make, key head, key tail)
 
     def load_receivables(self) -> dict[tuple[str, str], int]:
         """Points each member owes back, per kind: later grants pay these first."""
@@ -235,6 +236,17 @@ class Checkpointer:
         return (f"{self.lc.name}:{self.cp.period.id}:{award.name}:{member}:"
                 f"{self.cp.day.isoformat()}@{self.ctx.watermark}{self.ctx.key_tag}")
 
+    def _grant_maker(self, award: AwardPlan, source: str) -> tuple:
+        """(make, key head, key tail) of this checkpoint's grants of `award`: what every
+        member's grant shares is prepared once (operations.grant_maker)."""
+        head, _, tail = ("award:" + self._base_key(award, "\0")).partition("\0")
+        make = operations.grant_maker(
+            effective=self.cp.day, source=source, kind=award.kind, recorded=self.ctx.recorded,
+            campaign=self.lc.name, rule=self.lc.file, rules_hash=self.lc.rules_hash,
+            step=f"{self.cp.period.id}:{award.name}",
+            memo={"award": award.name, "period": self.cp.period.id, "label": award.label})
+        return make, head, tail
+
     def grant(self, award: AwardPlan, member: str, amount: int, target: int, pay_date: dt.date,
               events: tuple[str, ...] = (), *, now: bool = False) -> bool:
         """Queue a grant of `amount` (the budget and receivables are tracked here, so a
@@ -262,13 +274,11 @@ class Checkpointer:
                 expires = self.expiries[(award.name, pay_date)] = expiry_date(award, pay_date)
             if self.ctx.expired_upto is not None and expires <= self.ctx.expired_upto:
                 self.stale_lots = True  # the run's next expiry must read every lot again
-        self.batch.append(operations.grant(
-            key="award:" + self._base_key(award, member), effective=self.cp.day, source=source,
-            member=member, kind=award.kind, amount=amount, owed=owed, expires=expires,
-            recorded=self.ctx.recorded, events=events, campaign=self.lc.name, rule=self.lc.file,
-            rules_hash=self.lc.rules_hash, step=f"{self.cp.period.id}:{award.name}",
-            memo={"member": member, "award": award.name, "period": self.cp.period.id,
-                  "target": target, "label": award.label}))
+        maker = self.makers.get(award.name)
+        if maker is None:
+            maker = self.makers[award.name] = self._grant_maker(award, source)
+        make, head, tail = maker
+        self.batch.append(make(head + member + tail, member, amount, owed, expires, events, target))
         if from_budget:
             self.budget_left -= amount
         record = [None, amount]

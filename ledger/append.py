@@ -35,7 +35,7 @@ from points.ledger.errors import (
 )
 from points.ledger.append_state import check_state
 from points.ledger.hashing import GENESIS, canonical
-from points.ledger.model import Entry, NewEntry, Posting
+from points.ledger.model import Entry, Memo, NewEntry, Posting
 
 _KIND_NAMES = frozenset(kinds.KIND_NAMES)
 # Point kind -> its JSON text in the canonical encoding (also the set of valid kinds).
@@ -216,7 +216,13 @@ def _encode(entries: list[NewEntry], existing: dict[str, Entry], head: tuple[int
         rev = e.reverses
         if rev is not None and (not isinstance(rev, int) or rev <= 0):
             raise InvalidEntry(f"entry {key!r}: reverses must be an entry seq")
-        memo_text = "{}" if e.memo is None else memo_json(e)
+        memo = e.memo
+        if memo is None:
+            memo_text = "{}"
+        elif type(memo) is Memo:  # its canonical text already written (operations.grant_maker)
+            memo_text = memo.text
+        else:
+            memo_text = memo_json(e)
         seq += 1
 
         # its postings (none: a record only -- a lottery draw, a refused redemption,

@@ -29,6 +29,15 @@ class Posting:
     id: int | None = None
 
 
+class Memo(dict):
+    """A memo dict that carries its canonical JSON text (`hashing.canonical` of the same
+    dict), written by the code that built both from the same values
+    (`operations.grant_maker`), so the writer stores and hashes `text` instead of
+    encoding the dict again. Not to be changed after it is made."""
+
+    __slots__ = ("text",)
+
+
 @attrs.frozen
 class NewEntry:
     """An entry to append. `recorded` defaults to the effective date."""

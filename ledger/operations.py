@@ -13,7 +13,8 @@ receivables never positive).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Sequence
+from json.encoder import encode_basestring as _jstr
+from typing import Any, Callable, Iterable, Sequence
 
 from points.ledger import kinds
 from points.ledger.accounts import (
@@ -25,10 +26,11 @@ from points.ledger.accounts import (
     receivable_account,
 )
 from points.ledger.errors import InsufficientPoints, InvalidAccount, InvalidEntry
-from points.ledger.model import Entry, NewEntry, Posting
+from points.ledger.hashing import canonical
+from points.ledger.model import Entry, Memo, NewEntry, Posting
 
-__all__ = ["budget_shortfall", "check_points", "expiry", "fund", "grant", "payoff", "redemption", "reversal",
-           "reversal_parts", "spend_order"]
+__all__ = ["budget_shortfall", "check_points", "expiry", "fund", "grant", "grant_maker", "payoff", "redemption",
+           "reversal", "reversal_parts", "spend_order"]
 
 _RANK = kinds.RANK
 
@@ -87,6 +89,56 @@ def grant(*, key: str, effective: dt.date, source: str, member: str, kind: str, 
     return NewEntry(key=key, effective=effective, postings=postings, recorded=recorded,
                     campaign=campaign, rule=rule, rules_hash=rules_hash, step=step,
                     events=events, memo=memo)
+
+
+# Memo values whose canonical text is written directly (json's own spelling of each).
+_PLAIN = (str, int, type(None))
+
+
+def grant_maker(*, effective: dt.date, source: str, kind: str, recorded: str | dt.date | None = None,
+                campaign: str | None = None, rule: str | None = None, rules_hash: str | None = None,
+                step: str | None = None, memo: dict) -> Callable[..., NewEntry]:
+    """`grant` for the many members of one award at one date (a settlement's checkpoint):
+    what is the same for all of them is checked and prepared once. Returns
+    `make(key, member, amount, owed, expires, events, target)`, the entry `grant` builds
+    with the same arguments and memo `{**memo, "member": member, "target": target}`
+    (a `Memo` carrying its canonical text, spelled here as `hashing.canonical` spells it)."""
+    if not (source == FUNDING or source.startswith("campaign:")):
+        raise InvalidAccount(f"grant source must be a campaign budget or {FUNDING}, not {source!r}")
+    fixed = {k: v for k, v in memo.items() if k not in ("member", "target")}
+    # The canonical text around the two varying values: keys sorted, `member` before `target`.
+    plain = all(type(k) is str and type(v) in _PLAIN for k, v in fixed.items())
+    cut = [""]
+    for n, name in enumerate(sorted({*fixed, "member", "target"})):
+        cut[-1] += ("{" if n == 0 else ",") + _jstr(name) + ":"
+        if name in ("member", "target"):
+            cut.append("")
+        else:
+            cut[-1] += canonical(fixed[name]) if plain else ""
+    head, mid, tail = cut[0], cut[1], cut[2] + "}"
+    int_ = int
+
+    def make(key: str, member: str, amount: int, owed: int, expires: dt.date | None,
+             events: Iterable[str], target: Any) -> NewEntry:
+        if type(amount) is not int_ or amount <= 0:
+            check_points("grant amount", amount)
+        paid_back = payoff(owed, amount) if owed else 0
+        if paid_back:
+            postings: tuple = (Posting(source, kind, -amount),
+                               Posting(receivable_account(member, kind), kind, paid_back))
+            if amount > paid_back:
+                postings += (Posting(member_account(member, kind), kind, amount - paid_back, expires),)
+        else:
+            postings = (Posting(source, kind, -amount), Posting(member_account(member, kind), kind, amount, expires))
+        if plain and type(member) is str and type(target) is int_:
+            m = Memo(fixed)
+            m["member"] = member
+            m["target"] = target
+            m.text = f"{head}{_jstr(member)}{mid}{target!r}{tail}"
+        else:
+            m = {**fixed, "member": member, "target": target}
+        return NewEntry(key, effective, postings, recorded, campaign, rule, rules_hash, step, events, None, m)
+    return make
 
 
 def spend_order(lot: Sequence) -> tuple:

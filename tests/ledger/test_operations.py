@@ -7,7 +7,8 @@ import pytest
 
 from points.engine.lottery import pick_winners
 from points.ledger import db, operations
-from points.ledger.errors import InsufficientPoints, InvalidAccount
+from points.ledger.errors import InsufficientPoints, InvalidAccount, InvalidEntry
+from points.ledger.hashing import canonical
 from points.ledger.journal import Journal
 from tests.support import grant
 
@@ -82,3 +83,49 @@ def test_a_lottery_draws_a_count_or_in_order_while_the_full_award_fits():
     # B does not fit the 100 left: the draw ends there, C's smaller award does not jump it.
     assert pick_winners(order, None, 100) == (["A", "B", "C", "D"], ["A"])
     assert pick_winners(order, None, 160) == (["A", "B", "C", "D"], ["A", "B", "C", "D"])
+
+
+@pytest.mark.parametrize("label", ["ご利用ポイント(通常分)", None, 'a "quoted"\\label\n'])
+@pytest.mark.parametrize("owed,amount", [(0, 40), (15, 40), (40, 40), (90, 40)])
+def test_grant_maker_builds_the_entry_grant_builds_and_the_same_hash(tmp_path, label, owed, amount):
+    """A settlement builds its grants with grant_maker (shared parts prepared once, the
+    memo's canonical text written directly): the entry, the stored rows and the hash
+    chain must be exactly what `grant` gives."""
+    fixed = dict(effective=D(2024, 2, 26), source="system:funding", kind="basic", recorded="2024-02-26",
+                 campaign="c1", rule="c1.rules", rules_hash="ab" * 32, step="2024-02:monthly")
+    memo = {"award": "monthly", "period": "2024-02", "label": label}
+    make = operations.grant_maker(**fixed, memo=memo)
+    made, plain = [], []
+    for n, member in enumerate(["W1", "Wé\u3042", 'W"2']):
+        args = dict(key=f"g{n}", member=member, amount=amount + n, owed=owed, expires=D(2025, 2, 28),
+                    events=("e2", "e1"))
+        made.append(make(args["key"], member, args["amount"], owed, args["expires"], args["events"], 1000 + n))
+        plain.append(operations.grant(**fixed, **args, memo={**memo, "member": member, "target": 1000 + n}))
+    assert made == plain  # same fields, same memo dict (a Memo is a dict)
+    assert [m.memo.text for m in made] == [canonical(p.memo) for p in plain]
+    hashes = []
+    for entries in (made, plain):
+        conn = db.connect(tmp_path / f"{len(hashes)}.db")
+        j = Journal(conn)
+        if owed:  # receivables to pay back, so that every shape of grant is written
+            for m in ("W1", "Wé\u3042", 'W"2'):
+                g = j.append([operations.grant(key=f"pre-{m}", effective=D(2024, 1, 1), source="system:funding",
+                                               member=m, kind="basic", amount=owed, owed=0,
+                                               expires=D(2024, 1, 31))])[0]
+                j.reverse(g.seq, owed, D(2024, 2, 1), key=f"back-{m}")  # expired: all owed
+        j.append(entries)
+        hashes.append(list(conn.execute("SELECT key, memo, hash FROM entries ORDER BY seq")))
+    assert hashes[0] == hashes[1]
+
+
+def test_grant_maker_refuses_what_grant_refuses():
+    with pytest.raises(InvalidAccount, match="grant source"):
+        operations.grant_maker(effective=D(2024, 1, 1), source="system:redeemed", kind="basic", memo={})
+    make = operations.grant_maker(effective=D(2024, 1, 1), source="system:funding", kind="basic", memo={})
+    for bad in (0, -5, True, 2.0):
+        with pytest.raises(InvalidEntry, match="grant amount must be a positive integer"):
+            make("g", "W1", bad, 0, D(2024, 2, 1), (), 1)
+    # A memo value the direct text does not cover falls back to a plain dict.
+    odd = operations.grant_maker(effective=D(2024, 1, 1), source="system:funding", kind="basic",
+                                 memo={"share": 0.5})("g", "W1", 5, 0, D(2024, 2, 1), (), 5)
+    assert type(odd.memo) is dict and odd.memo == {"share": 0.5, "member": "W1", "target": 5}
