@@ -152,5 +152,6 @@ class MemberCode:
         if isinstance(arg, ast.Name):
             call = ast.Call(node.func, (ast.Dotted(stream.name, arg.name, arg.span),), node.span)
         slot = self.q.group_slot(group, call)
+        group.setdefault("aggregates", {})[id(node)] = (node.func, group["folded"][slot])  # dsl.compile_tier
         default = DEFAULTS.get(node.func)
         return lambda env: default if (v := env.slots.get(slot)) is None else v

@@ -12,6 +12,7 @@ from __future__ import annotations
 from points.dsl import ast
 from points.dsl.compile_numbers import date_sql
 from points.dsl.compile_sql import EventSql
+from points.dsl.compile_tier import tier_body_sql
 from points.dsl.plan import EVENT_COLUMNS, FOLD_KINDS, GroupPlan, SideQuery
 
 
@@ -162,7 +163,8 @@ class Queries:
                f"WHERE {{scan}} "
                f"AND {q.match(stream.name, 'e', with_visibility=True)} {{members}} "
                f"GROUP BY e.member, k ORDER BY e.member, k")
-        plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body, stream.name)
+        body_sql, body_key = tier_body_sql(node.body, node.key, group.get("aggregates", {}))
+        plan = GroupPlan(group["key_slot"], tuple(group["slots"]), body, stream.name, body_sql, body_key)
         self.side.append(SideQuery(slot, sql, "group", plan, scans=q.scans([stream.name], "e")))
 
     # --- the main query
@@ -193,6 +195,8 @@ class Queries:
         middle = (f"SELECT e.*, CASE WHEN {tier} THEN {self.tier_keys[folded.slot]} END AS k "
                   f"FROM ({inner}) e LIMIT -1")
         tier_cols = [self.tier_exprs[folded.slot][s] for s, _ in folded.group.slots]
+        if folded.group.body_sql is not None:  # the body per tier row, when SQLite's is exact
+            tier_cols.append(folded.group.body_sql)
         select = ", ".join([f"e.member, {tier}, e.k"] + self.main_exprs + tier_cols + [ids])
         return (f"SELECT {select} FROM ({middle}) e GROUP BY e.member, {tier}, e.k "
                 f"ORDER BY e.member, {tier}, e.k")

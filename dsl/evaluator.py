@@ -154,9 +154,11 @@ _MERGE = {"sum": _add, "count": _add, "exists": _add, "any": _max, "all": _min,
 
 
 def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
-    """Rows (member, in tier stream, tier key, main partials..., tier aggregates..., ids)
-    grouped by member: the partials merged, the `sum over` body summed over the tiers
-    (as its own side query would, in the same key order), the id lists joined."""
+    """Rows (member, in tier stream, tier key, main partials..., tier aggregates...,
+    [body,] ids) grouped by member: the partials merged, the `sum over` body summed over
+    the tiers (as its own side query would, in the same key order), the id lists joined.
+    The body is SQL's when the plan has it (dsl.compile_tier) and it came out an integer
+    (with an integer key, if it reads the key); else the closure's, from the row."""
     side = plan.folded
     group = side.group
     names = [slot for slot, _ in plan.main_slots]
@@ -164,6 +166,10 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
     n = len(names)
     tier_names = [slot for slot, _ in group.slots]
     body, key_slot = group.body, group.key_slot
+    # The tier aggregates end before the SQL body (if any) and the ids.
+    end = -2 if group.body_sql is not None else -1
+    in_sql, key_read = group.body_sql is not None, group.body_key
+    adds = n > 0 and all(f is _add for f in merge)
     env = MemberEnv(plan, None, {}, None)  # one env reused for every tier row
     current, acc, ids, total, tiers = None, [], [], 0, False
 
@@ -182,11 +188,16 @@ def _folded_rows(plan: Plan, rows) -> Iterator[tuple[str, dict]]:
                 yield current, member_slots()
             current, acc, ids, total, tiers = m, list(row[3:3 + n]), [row[-1]], 0, False
         else:
-            if n:
+            if adds:  # every partial a sum or a count: no call per value
+                acc = [b if a is None else a if b is None else a + b for a, b in zip(acc, row[3:3 + n])]
+            elif n:
                 acc = [f(a, b) for f, a, b in zip(merge, acc, row[3:3 + n])]
             ids.append(row[-1])
         if row[1]:
-            env.slots = tier = dict(zip(tier_names, row[3 + n:-1]))
+            if in_sql and type(v := row[-2]) is int and (not key_read or type(row[2]) is int):
+                total, tiers = total + v, True
+                continue
+            env.slots = tier = dict(zip(tier_names, row[3 + n:end]))
             tier[key_slot] = row[2]
             env.member = m
             total, tiers = total + (body(env) or 0), True

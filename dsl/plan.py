@@ -113,6 +113,10 @@ class GroupPlan:
     slots: tuple[tuple[str, str], ...]  # (slot name, aggregate kind) in SELECT order after key
     body: Closure
     stream: str = ""  # the stream the tiers are made of
+    # The body as SQL of a folded tier row, when SQLite computes it exactly (dsl.compile_tier),
+    # and whether it reads the tier key.
+    body_sql: str | None = None
+    body_key: bool = False
 
 
 @attrs.frozen

@@ -261,3 +261,34 @@ def test_all_and_any_of_a_filtered_stream_test_every_event(tmp_path):
     got = {env.member: env.values() for env in evaluate(conn, plan, period, dt.date(2025, 7, 10), wm)}
     assert {m: (v["small_only"], v["some_big"]) for m, v in got.items()} == {
         m: (all(a < 5000 for a in xs), any(a >= 5000 for a in xs)) for m, xs in amounts.items()}
+
+
+@pytest.mark.parametrize("body, in_sql", [
+    ("trunc(sum(amount), 1_000) / 1_000 * (rate - 1)", True),
+    ("floor(sum(amount), 500) / 100 - rate", True),
+    ("round(sum(amount), 1_000) / 1_000 * rate", True),
+    ("-ceil(sum(amount), 300) / 3 + count(purchase)", True),
+    ("sum(amount) * rate * 3_074_457_345_618_258_601", True),  # overflows SQLite: the closure's value
+    ("sum(amount) / 1_000", False),  # not exact in integers
+    ("trunc(sum(amount), 1_000) / 3", False),  # nor this
+    ("max(sum(amount), 0) * rate", False),  # not a function SQL computes here
+])
+def test_a_tier_body_computed_by_sqlite_equals_the_closure(tmp_path, body, in_sql):
+    """dsl.compile_tier: a folded `sum over` body that SQLite computes exactly is a column
+    of the tier row; the members' values must be the closure's (the separate tier query,
+    one closure call per tier, is the reference), overflow included."""
+    text = FOLD_RULES.replace(
+        "value bonus = sum over purchase by rate: (trunc(sum(amount), 1_000) / 1_000 * (rate - 1))",
+        f"value bonus = sum over purchase by rate: ({body})")
+    text = text.replace("max(total / 1_000 + bonus + n, 0)", "max(trunc(total, 1_000) / 1_000 + n, 0)")
+    plan = rules_with(tmp_path, text).campaign("fold").plan
+    assert plan.folded is not None and (plan.folded.group.body_sql is not None) is in_sql
+    separate = separate_plan(plan)
+    conn = db.connect(tmp_path / "p.db")
+    report = events.import_records(conn, [(f"t:{i}", r) for i, r in enumerate(card_events(5), 1)])
+    assert not report.errors, report.errors
+    wm = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+    for period in periods_of(conn, plan, dt.date(2025, 9, 30), wm):
+        got = everything(conn, plan, period, dt.date(2025, 9, 30), wm)
+        assert got == everything(conn, separate, period, dt.date(2025, 9, 30), wm)
+        assert any(values["bonus"] for _, _, values, _ in got)
