@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,20 @@ GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_SYNTAX_ERRORS = 20
 
 
+def _cache_file() -> str | bool:
+    """Where lark keeps its analysis of the grammar between processes (it rebuilds it when
+    the grammar, the options, lark or Python differ): the user's cache folder; no cache
+    when that folder cannot be made. Building the tables costs every command that reads
+    rules more than loading them."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "points")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    return os.path.join(folder, f"grammar-lark-{lark.__version__}.cache")
+
+
 @functools.cache
 def _parser() -> Lark:
     return Lark(
@@ -26,6 +41,7 @@ def _parser() -> Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
+        cache=_cache_file(),
     )
 
 
