@@ -263,8 +263,8 @@ class Checkpointer:
             if reason is not None:
                 self.refuse(award, member, amount, reason)
                 return False
-        owed = self.owed.get((member, award.kind), 0)
-        paid_back = operations.payoff(owed, amount)
+        owed = self.owed.get((member, award.kind), 0) if self.owed else 0
+        paid_back = operations.payoff(owed, amount) if owed else 0
         if paid_back:
             self.owed[(member, award.kind)] = owed - paid_back
         expires = None
@@ -283,10 +283,17 @@ class Checkpointer:
             self.budget_left -= amount
         record = [None, amount]
         self.pending.append(record)
-        self.paid[(award.name, member)] = self.paid.get((award.name, member), 0) + amount
-        self.grants.setdefault((award.name, member), []).append(record)
-        self.figures["grants"] += 1
-        self.figures["points"] += amount
+        key = (award.name, member)
+        paid = self.paid
+        paid[key] = paid.get(key, 0) + amount
+        grants = self.grants.get(key)
+        if grants is None:
+            self.grants[key] = [record]
+        else:
+            grants.append(record)
+        figures = self.figures
+        figures["grants"] += 1
+        figures["points"] += amount
         self.ctx.awarded(member)
         return True
 
