@@ -19,6 +19,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 
@@ -169,50 +170,137 @@ def time_floor_detail(jsonl: str, source_db: str, raw_db: str) -> tuple[float, f
     return t_parse, t_insert, c_parse, c_insert
 
 
+# ---------------------------------------------------------------- through the CLI, beside the floor
+
+#: The stdlib floor of issue 16, exactly as the issue words it: `json.loads` of
+#: each line, a SHA-256 chain, `executemany` into a table with a unique id
+#: (the standard library's sqlite3, its default journal; the line as read is
+#: what is stored and hashed). A child process, like the CLI it is set beside.
+FLOOR_SCRIPT = """
+import hashlib, json, sqlite3, sys
+src, dbpath = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(dbpath)
+conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+             " body TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)")
+insert = "INSERT INTO events (id, body, prev_hash, hash) VALUES (?, ?, ?, ?)"
+prev, rows, n = "0" * 64, [], 0
+with open(src, encoding="utf-8") as f:
+    for line in f:
+        event = json.loads(line)
+        digest = hashlib.sha256((prev + line).encode()).hexdigest()
+        rows.append((event["id"], line, prev, digest))
+        prev = digest
+        if len(rows) == 5000:
+            conn.executemany(insert, rows)
+            n += len(rows)
+            rows = []
+conn.executemany(insert, rows)
+conn.commit()
+conn.close()
+print(n + len(rows))
+"""
+
+#: Runs `points` (the console script's own function) in this child and writes
+#: its peak RSS (VmHWM: reset by exec, unlike ru_maxrss) to argv[1] at exit.
+CLI_LAUNCHER = """
+import atexit, sys
+out = sys.argv.pop(1)
+def hwm():
+    with open("/proc/self/status") as f:
+        kb = next((l.split()[1] for l in f if l.startswith("VmHWM:")), "0")
+    with open(out, "w") as f:
+        f.write(kb)
+atexit.register(hwm)
+from points.cli.main import main
+sys.argv[0] = "points"
+main()
+"""
+
+
+def _child(cmd: list[str]) -> dict:
+    """Run `cmd`; its wall seconds, CPU seconds (user + system, from wait4) and output."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "out": out.decode()}
+
+
+def _fresh(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+def cli_import(src: str, dbpath: str) -> dict:
+    """`points init` (not timed), then `points import` of `src` in a child:
+    wall, CPU, peak RSS (MB)."""
+    _fresh(dbpath)
+    _child([sys.executable, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "init"])
+    r = _child([sys.executable, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "import", src])
+    with open(dbpath + ".rss") as f:
+        r["rss_mb"] = int(f.read()) / 1024
+    return r
+
+
+def floor_import(src: str, dbpath: str) -> dict:
+    """The stdlib floor of `src` in a child: wall, CPU, lines stored."""
+    _fresh(dbpath)
+    r = _child([sys.executable, "-c", FLOOR_SCRIPT, src, dbpath])
+    r["lines"] = int(r["out"].split()[-1])
+    return r
+
+
+def compare(sizes: list[int], kinds: list[str], work: str, rounds: int = 1, echo=print) -> list[dict]:
+    """`points import` beside the stdlib floor, same file, same run, for each size and data set."""
+    from bench import workloads
+
+    results = []
+    for n in sizes:
+        for kind in kinds:
+            src = os.path.join(work, f"{kind}-{n}.jsonl")
+            events = generate(n) if kind == "mixed" else workloads.card_cycle(n, max(1, n // 10))
+            workloads.write_jsonl(events, src)
+            del events
+            for r in range(rounds):
+                imp = cli_import(src, os.path.join(work, "cli.db"))
+                flo = floor_import(src, os.path.join(work, "floor.db"))
+                assert flo["lines"] == n, flo
+                row = dict(kind=kind, events=n, round=r + 1, load=os.getloadavg()[0],
+                           import_wall=n / imp["wall"], import_cpu=n / imp["cpu"], import_rss_mb=imp["rss_mb"],
+                           floor_wall=n / flo["wall"], floor_cpu=n / flo["cpu"])
+                results.append(row)
+                echo(f"{kind:5} {n:>9,}  points import {row['import_wall']:>9,.0f}/s wall "
+                     f"{row['import_cpu']:>9,.0f}/s CPU  RSS {imp['rss_mb']:5.0f} MB | floor "
+                     f"{row['floor_wall']:>9,.0f}/s wall {row['floor_cpu']:>9,.0f}/s CPU | import/floor "
+                     f"{row['import_wall'] / row['floor_wall']:.2f}x wall {row['import_cpu'] / row['floor_cpu']:.2f}x CPU"
+                     f"  (load {row['load']:.1f})")
+            os.remove(src)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.import_events", description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=200_000, help="number of events (default 200000)")
-    ap.add_argument("--seed", type=int, default=20251226)
+    ap.add_argument("--events", type=int, nargs="+", default=[100_000, 500_000, 1_000_000],
+                    help="sizes, in lines (default 100000 500000 1000000)")
+    ap.add_argument("--data", nargs="+", choices=("mixed", "card"), default=["mixed", "card"],
+                    help="bench.import_events.generate (mixed) and/or bench.workloads.card_cycle (card)")
+    ap.add_argument("--rounds", type=int, default=1, help="import and floor pairs per file (default 1)")
     ap.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     args = ap.parse_args(argv)
 
     work = args.dir or tempfile.mkdtemp(prefix="bench-import-")
     os.makedirs(work, exist_ok=True)
     try:
-        n = args.events
-        t0 = time.perf_counter()
-        events = generate(n, args.seed)
-        jsonl, csvf = os.path.join(work, "events.jsonl"), os.path.join(work, "events.csv")
-        write_jsonl(events, jsonl)
-        write_csv(events, csvf)
-        del events
-        print(f"generated {n} events in {time.perf_counter() - t0:.1f}s "
-              f"(jsonl {os.path.getsize(jsonl) / 1e6:.1f} MB, csv {os.path.getsize(csvf) / 1e6:.1f} MB)")
-
-        for name in ("j.db", "c.db", "raw.db"):
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(os.path.join(work, name + suffix)):
-                    os.remove(os.path.join(work, name + suffix))
-        load = os.getloadavg()[0]
-        j = time_import_detail(jsonl, os.path.join(work, "j.db"))
-        assert j["added"] == n, j
-        c = time_import_detail(csvf, os.path.join(work, "c.db"))
-        assert c["added"] == n, c
-        t_parse, t_insert, c_parse, c_insert = time_floor_detail(
-            jsonl, os.path.join(work, "j.db"), os.path.join(work, "raw.db"))
-        t_jsonl, t_csv, t_floor = j["wall"], c["wall"], t_parse + t_insert
-
-        def rate(seconds: float, cpu: float) -> str:
-            return f"{n / seconds:>12,.0f} events/s  ({seconds:7.2f} s; CPU {cpu:.2f} s)"
-
-        print(f"load average at start {load:.2f} on {os.cpu_count()} CPUs")
-        print(f"import_files JSONL            {rate(t_jsonl, j['cpu'])}")
-        print(f"import_files CSV              {rate(t_csv, c['cpu'])}")
-        print(f"json.loads per line           {rate(t_parse, c_parse)}")
-        print(f"raw apsw executemany          {rate(t_insert, c_insert)}")
-        print(f"floor (loads + executemany)   {rate(t_floor, c_parse + c_insert)}")
-        print(f"ratio JSONL import / floor    {t_jsonl / t_floor:.2f}x the time")
-        print(f"ratio CSV import / floor      {t_csv / t_floor:.2f}x the time")
+        print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; "
+              "CPU = the child's user + system time")
+        compare(args.events, args.data, work, args.rounds)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
