@@ -103,10 +103,51 @@ _NINE_HOURS = dt.timedelta(hours=9)
 _offsets: dict[str, dt.timedelta] = {"Z": _NINE_HOURS, "+09:00": dt.timedelta(0)}
 
 
+# Days ('YYYY-MM-DD') that fromisoformat has accepted, each with the day after
+# it once known; and the two-digit hours, minutes and seconds it accepts: a
+# datetime in Tokyo time or UTC is then checked and converted by a few lookups
+# (the other spellings, and a day not seen yet, take the general way).
+_good_days: dict[str, str | None] = {}  # day -> the next day (None: not known yet)
+_DAYS_MAX = 100_000
+_SIXTY = frozenset(f"{i:02d}" for i in range(60))
+_NINE_ON = {f"{h:02d}": f"{h + 9:02d}" for h in range(15)}  # hour -> nine hours later, same day
+_NINE_ON_NEXT = {f"{h:02d}": f"{h - 15:02d}" for h in range(15, 24)}  # ... the next day
+
+
 def fast_datetime(value: str) -> str | None:
     """'YYYY-MM-DDTHH:MM:SS' followed by nothing (Asia/Tokyo), 'Z' or
     '+HH:MM'/'-HH:MM' -> that moment in Tokyo local time, same spelling
     without an offset; None for any other spelling (or an out-of-range year)."""
+    n = len(value)
+    if n == 19 or (n == 25 and value[19:] == "+09:00") or (n == 20 and value[19] == "Z"):
+        day = value[:10]
+        hour = value[11:13]
+        if value[10] == "T" and day in _good_days and value[13] == ":" and value[16] == ":" \
+                and value[14:16] in _SIXTY and value[17:19] in _SIXTY:
+            if n != 20:
+                if hour in _NINE_ON or hour in _NINE_ON_NEXT:
+                    return value[:19]
+            else:
+                later = _NINE_ON.get(hour)
+                if later is not None:
+                    return day + "T" + later + value[13:19]
+                after = _good_days[day]
+                later = _NINE_ON_NEXT.get(hour)
+                if after is not None and later is not None:
+                    return after + "T" + later + value[13:19]
+    text = _slow_datetime(value)
+    if text is not None and (n == 19 or n == 20 or value[19:] == "+09:00"):
+        if len(_good_days) > _DAYS_MAX:
+            _good_days.clear()
+        day = value[:10]
+        if n == 20 and text[:10] != day:  # `text` is on the next day
+            _good_days[day] = text[:10]
+        elif day not in _good_days:
+            _good_days[day] = None
+    return text
+
+
+def _slow_datetime(value: str) -> str | None:
     n = len(value)
     if n != 19 and n != 20 and n != 25:
         return None

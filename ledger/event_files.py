@@ -32,7 +32,7 @@ from points.ledger.event_input import STDIN, STDIN_LABEL, EventError, Input, _op
 from points.ledger.event_schema import ENVELOPE, Problem, Schema, schema_for
 
 __all__ = ["STDIN", "STDIN_LABEL", "EventError", "HeaderProblem", "Input", "MAX_LINE", "detect_format",
-           "read_records"]
+           "read_jsonl_rows", "read_records"]
 
 MAX_LINE = 65536  # bytes of one line (one event)
 
@@ -91,24 +91,13 @@ def _pairs(pairs: list) -> dict:
     return record
 
 
-def _no_duplicate_key(text: str, record: Any) -> bool:
-    """True only if the object `text` was parsed into has no repeated key;
-    False sends the line to `_jsonl_line`, which decides exactly.
-
-    Why it is sound: a key is its closing quote, any JSON whitespace, then
-    `:`. A line holds no line feed, and here no tab or carriage return (bar
-    one ending the line); when no quote is followed by a space and a colon
-    or by two spaces, every key is written `"key":` (so `{"a": 1, "b": 2}`,
-    json.dumps' own spelling, qualifies). The text then holds at least as
-    many `":` as key tokens; as many as the dict's keys means no key came
-    twice. It costs a few C string scans instead of a Python call per object
-    (object_pairs_hook).
-    """
-    if type(record) is not dict or text.count('":') != len(record) or '" :' in text or '"  ' in text \
-            or "\t" in text:
-        return False
-    cr = text.find("\r")
-    return cr == -1 or cr == len(text) - 1
+# Repeated keys, cheaply: a key is its closing quote, any JSON whitespace, then
+# `:`. A line holds no line feed, and on the fast paths no tab or carriage
+# return (bar one ending the line) and no quote followed by a space and a colon
+# or by two spaces ("plain" below), so every key is written `"key":` (as in
+# `{"a": 1, "b": 2}`, json.dumps' own spelling). The text then holds at least
+# as many `":` as key tokens; as many as the keys read means no key came twice.
+# A few C string scans instead of a Python call per object (object_pairs_hook).
 
 
 class _TooLong(Exception):
@@ -135,48 +124,80 @@ def _read_jsonl(f) -> Iterator[tuple[int, Any, Any]]:
     # float's range, lone surrogate escapes, a BOM, bad JSON -- and every line
     # with a repeated key (msgspec would keep the last value) goes through
     # `_jsonl_line`, which decides exactly as json.loads would.
+    for block in _read_jsonl_blocks(f):
+        yield from block
+
+
+def read_jsonl_rows(f, typed) -> Iterator[list[tuple[int, Any, Any]]]:
+    """Like `_read_jsonl`, a block of lines at a time, with typed decoding
+    (`ledger.event_typed.Typed`): a line it finishes comes as (line, row,
+    None), the row a tuple (no record is ever a tuple); any other line as
+    `_read_jsonl` gives it."""
+    return _read_jsonl_blocks(f, typed)
+
+
+def _read_jsonl_blocks(f, typed=None) -> Iterator[list[tuple[int, Any, Any]]]:
     if not hasattr(f, "read"):
         with _open(f) as opened:
-            yield from _read_jsonl(opened)
+            yield from _read_jsonl_blocks(opened, typed)
         return
     decode, not_decoded = _DECODER
+    if typed is not None:
+        decode_typed, finishers, not_typed = typed.decode, typed.finishers, typed.errors
     count = str.count
     long_chars = _LONG_CHARS
     n = 0
     try:
         for lines, newline in _jsonl_blocks(f):
+            out: list[tuple[int, Any, Any]] = []
+            add = out.append
             if type(lines) is bytes:  # a block that is not all UTF-8: line by line
                 for raw in lines.split(b"\n")[:-1] if newline else (lines,):
                     n += 1
                     if len(raw) > MAX_LINE:
+                        yield out
                         raise _TooLong(n)
                     try:
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:  # this line is bad; the others are still checked
-                        yield n, None, Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)",
-                                               "not UTF-8 text")
+                        add((n, None, Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                              "not UTF-8 text")))
                         continue
                     parsed = _jsonl_line(n, text + newline)
                     if parsed is not None:
-                        yield n, parsed[0], parsed[1]
+                        add((n, parsed[0], parsed[1]))
+                yield out
                 continue
             for text in lines:
                 n += 1
                 if len(text) > long_chars and len(text.encode("utf-8", "surrogatepass")) > MAX_LINE:
+                    yield out
                     raise _TooLong(n)
+                # What makes counting `":` sound (see "Repeated keys" above).
+                plain = '" :' not in text and '"  ' not in text and "\t" not in text \
+                    and ("\r" not in text or text.find("\r") == len(text) - 1)
+                if typed is not None and plain:
+                    try:
+                        struct = decode_typed(text)
+                    except not_typed:
+                        pass
+                    else:
+                        row = finishers[type(struct)](struct, text)
+                        if row is not None:
+                            add((n, row, None))
+                            continue
                 try:
                     record = decode(text)
-                    # No repeated key: see _no_duplicate_key (inlined: this runs per line).
-                    if type(record) is dict and count(text, '":') == len(record) and '" :' not in text \
-                            and '"  ' not in text and "\t" not in text \
-                            and ("\r" not in text or text.find("\r") == len(text) - 1):
-                        yield n, record, None
+                    # No repeated key (see "Repeated keys" above).
+                    if plain and type(record) is dict and count(text, '":') == len(record):
+                        add((n, record, None))
                         continue
                 except not_decoded:
                     pass
                 parsed = _jsonl_line(n, text + newline)
                 if parsed is not None:
-                    yield n, parsed[0], parsed[1]
+                    add((n, parsed[0], parsed[1]))
+            yield out
     except _TooLong as exc:  # with its line, or (an unfinished line) the next one
         raise _too_long(exc.args[0] if exc.args else n + 1) from None
 

@@ -134,6 +134,7 @@ class Schema:
         #: Columns whose cell is the value as it stands (stripped): no conversion.
         self.csv_text_columns = frozenset(n for n, k in self.field_kinds.items() if k not in _CSV_CONVERT)
         self.builders: dict | None = None  # the compiled row builders (ledger.event_rows.builders_for)
+        self.typed: Any = False  # the typed decoding (ledger.event_typed.typed_for); False: not made yet
 
     def fields_of(self, type_: str) -> tuple[Field, ...]:
         """Every field of an event of `type_`, envelope first (amount always included)."""

@@ -34,9 +34,10 @@ import attrs
 
 from points.ledger.db import gc_paused, page_cache, transaction
 from points.ledger.event_decl import Catalogue
-from points.ledger.event_files import EventError, HeaderProblem, Input, detect_format, read_records
+from points.ledger.event_files import EventError, HeaderProblem, Input, detect_format, read_jsonl_rows, read_records
 from points.ledger.event_schema import EVENT_TYPES, Schema, normalise, reason_of, schema_for
 from points.ledger.event_rows import builders_for, weekday_of
+from points.ledger.event_typed import typed_for
 
 __all__ = ["GENESIS_HASH", "EVENT_TYPES", "EventError", "FileReport", "ImportReport", "canonical_json",
            "detect_format", "event_hash", "import_files", "import_records", "iter_events", "normalise",
@@ -182,6 +183,14 @@ class _Batch:
             return
         self.chunk.append((row, loc, body_bytes, fi, line))
         if len(self.chunk) >= CHUNK:
+            self.flush()
+
+    def add_row(self, fi: int, line: int, loc: str, row: tuple) -> None:
+        """A row finished by typed decoding (its body is valid UTF-8 text)."""
+        self.records[fi] += 1
+        chunk = self.chunk
+        chunk.append((row, loc, row[9].encode(), fi, line))
+        if len(chunk) >= CHUNK:
             self.flush()
 
     def _checked_row(self, fi: int, line: int, loc: str, record: Any, ignore_missing) -> tuple | None:
@@ -354,6 +363,7 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
     and read once, front to back, so pipes and FIFOs stream.
     """
     schema = schema_for(catalogue)
+    typed = typed_for(schema)
     inputs = [Input(p) for p in paths]
     labels = [(i.label, i.format or "unknown") for i in inputs]
     regular_bytes, streamed = 0, False
@@ -364,8 +374,14 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
             try:
                 source.open()
                 labels[fi] = (label, source.format)
-                for line, record, problem in read_records(source, schema=schema):
-                    if record is None:
+                if source.format == "jsonl" and typed is not None:
+                    blocks = read_jsonl_rows(source.stream, typed)
+                else:
+                    blocks = (read_records(source, schema=schema),)
+                for line, record, problem in (item for block in blocks for item in block):
+                    if type(record) is tuple:  # a row already (typed decoding)
+                        batch.add_row(fi, line, f"{label}:{line}", record)
+                    elif record is None:
                         batch.problem(fi, line, f"{label}:{line}", problem)
                         if not isinstance(problem, HeaderProblem):
                             batch.records[fi] += 1
