@@ -238,12 +238,12 @@ def _fresh(path: str) -> None:
             os.remove(path + suffix)
 
 
-def cli_import(src: str, dbpath: str) -> dict:
+def cli_import(src: str, dbpath: str, python: str = sys.executable) -> dict:
     """`points init` (not timed), then `points import` of `src` in a child:
-    wall, CPU, peak RSS (MB)."""
+    wall, CPU, peak RSS (MB). `python`: the interpreter (another tree's venv, for an A/B)."""
     _fresh(dbpath)
-    _child([sys.executable, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "init"])
-    r = _child([sys.executable, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "import", src])
+    _child([python, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "init"])
+    r = _child([python, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "import", src])
     with open(dbpath + ".rss") as f:
         r["rss_mb"] = int(f.read()) / 1024
     return r

@@ -25,7 +25,7 @@ import apsw
 import click
 
 from points.dsl.errors import RulesError
-from points.engine.workflow import RunError
+from points.dsl.errors import RunError
 from points.ledger import db
 from points.ledger.errors import LedgerError
 from points.ledger.events import EventError

@@ -176,21 +176,13 @@ class _Batch:
             if row is None:
                 return
         try:
-            body_bytes = row[9].encode()
+            row[9].encode()
         except UnicodeEncodeError:
             self.problem(fi, line, loc, "contains an invalid unicode escape (a lone surrogate)")
             self.bad_ids.add(row[0])
             return
-        self.chunk.append((row, loc, body_bytes, fi, line))
+        self.chunk.append((row, loc, fi, line))
         if len(self.chunk) >= CHUNK:
-            self.flush()
-
-    def add_row(self, fi: int, line: int, loc: str, row: tuple) -> None:
-        """A row finished by typed decoding (its body is valid UTF-8 text)."""
-        self.records[fi] += 1
-        chunk = self.chunk
-        chunk.append((row, loc, row[9].encode(), fi, line))
-        if len(chunk) >= CHUNK:
             self.flush()
 
     def _checked_row(self, fi: int, line: int, loc: str, record: Any, ignore_missing) -> tuple | None:
@@ -218,10 +210,9 @@ class _Batch:
         rows = []
         refs = []
         prev = self.prev_hash
-        prev_bytes = prev.encode()
         sha256 = hashlib.sha256
         added, skipped = self.added, self.skipped
-        for row, loc, body_bytes, fi, line in chunk:
+        for row, loc, fi, line in chunk:
             id_ = row[0]
             old = known.get(id_)
             if old is not None:
@@ -232,10 +223,10 @@ class _Batch:
                                f" (first seen at {old[1]})", "duplicate id with different content")
                 continue
             known[id_] = (row[9], loc)
-            h = sha256(prev_bytes + body_bytes + b"\x1f" + loc.encode()).hexdigest()
+            # Every body was encoded once already (add), or came from typed decoding: valid text.
+            h = sha256((prev + row[9] + "\x1f" + loc).encode()).hexdigest()
             rows.append(row + (loc, prev, h))
             prev = h
-            prev_bytes = h.encode()
             added[fi] += 1
             if row[8] is not None:
                 refs.append((row[8], row[2], fi, line, loc))
@@ -374,21 +365,28 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
             try:
                 source.open()
                 labels[fi] = (label, source.format)
+                records = batch.records
                 if source.format == "jsonl" and typed is not None:
                     blocks = read_jsonl_rows(source.stream, typed)
                 else:
                     blocks = (read_records(source, schema=schema),)
-                for line, record, problem in (item for block in blocks for item in block):
-                    if type(record) is tuple:  # a row already (typed decoding)
-                        batch.add_row(fi, line, f"{label}:{line}", record)
-                    elif record is None:
-                        batch.problem(fi, line, f"{label}:{line}", problem)
-                        if not isinstance(problem, HeaderProblem):
-                            batch.records[fi] += 1
-                    elif problem:
-                        batch.add(fi, line, f"{label}:{line}", record, problem)
-                    else:
-                        batch.add(fi, line, f"{label}:{line}", record)
+                for block in blocks:
+                    for line, record, problem in block:
+                        if type(record) is tuple:  # a row already (typed decoding)
+                            records[fi] += 1
+                            chunk = batch.chunk
+                            chunk.append((record, f"{label}:{line}", fi, line))
+                            if len(chunk) >= CHUNK:
+                                batch.flush()
+                            continue
+                        if record is None:
+                            batch.problem(fi, line, f"{label}:{line}", problem)
+                            if not isinstance(problem, HeaderProblem):
+                                batch.records[fi] += 1
+                        elif problem:
+                            batch.add(fi, line, f"{label}:{line}", record, problem)
+                        else:
+                            batch.add(fi, line, f"{label}:{line}", record)
             except EventError as exc:
                 batch.error(fi, exc.line or 1 << 62, f"{exc.where(label)}: {exc}", str(exc))
                 continue
