@@ -18,6 +18,7 @@ CSV_EXTENSIONS = (".csv",)
 STDIN = "-"  # the path that means standard input
 STDIN_LABEL = "<stdin>"  # what errors and the `source` column call it
 _SNIFF_LIMIT = 1 << 20  # blank bytes read, at most, to find the format
+MAX_LINE = 65536  # bytes of one line (one event)
 
 
 class EventError(Exception):
@@ -29,6 +30,11 @@ class EventError(Exception):
 
     def where(self, path) -> str:
         return f"{path}:{self.line}" if self.line else f"{path}"
+
+
+def _too_long(line: int) -> EventError:
+    return EventError(f"line longer than {MAX_LINE:,} bytes (the limit of one event);"
+                      " the rest of the input was not read", line=line)
 
 
 class Input:

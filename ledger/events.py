@@ -4,19 +4,20 @@ An import is all-or-nothing for the whole call: every line of every input is
 checked against the declared catalogue of the rules folder (`ledger.event_schema`
 compiles it; default: the bundled one), every problem is collected as a
 `file:line: reason` string (the first `max_errors` kept, all counted by reason),
-and only if there is none are the new events written -- in one transaction, in file order, hash-chained like the
-journal (`hash = sha256(prev_hash + body + US + source)`, the first `prev_hash` is 64 zeros).
+and only if there is none are the new events written -- in one transaction, in
+file order, hash-chained like the journal (`hash = sha256(prev_hash + body + US +
+source)`, the first `prev_hash` is 64 zeros).
 
 An event whose id is already stored (or seen earlier in the same call) with
 the same normalised content is skipped, so re-importing a file is a no-op; the
 same id with other content is an error.
 
-How it stays fast and bounded in memory: inputs (files, pipes, standard
-input) are opened once and streamed in blocks (`ledger.event_files`); a plainly valid record becomes its row through the
-compiled builder of its type (`ledger.event_rows`), anything else through
-`normalise`; valid events are written in chunks inside a savepoint as they
-come (so that duplicate ids and refs are found with one indexed query per
-chunk, never one per row), and the savepoint is rolled back at the end if
+How it stays fast and bounded in memory: inputs are opened once and streamed
+in blocks (`ledger.event_files`); a JSONL line of a declared type is decoded
+straight into its row (`ledger.event_typed`), other plainly valid records
+through the compiled builder of their type (`ledger.event_rows`), anything else
+through `normalise`; rows are written in chunks inside a savepoint (duplicate
+ids and refs found with one indexed query per chunk), rolled back at the end if
 anything was wrong. A bulk load builds the secondary indexes at the end.
 """
 
@@ -366,27 +367,22 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
                 source.open()
                 labels[fi] = (label, source.format)
                 records = batch.records
-                if source.format == "jsonl" and typed is not None:
-                    blocks = read_jsonl_rows(source.stream, typed)
-                else:
-                    blocks = (read_records(source, schema=schema),)
+                blocks = (read_jsonl_rows(source.stream, typed) if source.format == "jsonl" and typed
+                          else (read_records(source, schema=schema),))
                 for block in blocks:
                     for line, record, problem in block:
+                        loc = f"{label}:{line}"
                         if type(record) is tuple:  # a row already (typed decoding)
                             records[fi] += 1
-                            chunk = batch.chunk
-                            chunk.append((record, f"{label}:{line}", fi, line))
-                            if len(chunk) >= CHUNK:
+                            batch.chunk.append((record, loc, fi, line))
+                            if len(batch.chunk) >= CHUNK:
                                 batch.flush()
-                            continue
-                        if record is None:
-                            batch.problem(fi, line, f"{label}:{line}", problem)
+                        elif record is None:
+                            batch.problem(fi, line, loc, problem)
                             if not isinstance(problem, HeaderProblem):
-                                batch.records[fi] += 1
-                        elif problem:
-                            batch.add(fi, line, f"{label}:{line}", record, problem)
-                        else:
-                            batch.add(fi, line, f"{label}:{line}", record)
+                                records[fi] += 1
+                        else:  # `problem`: the columns a CSV header lacks (None in JSONL)
+                            batch.add(fi, line, loc, record, problem or frozenset())
             except EventError as exc:
                 batch.error(fi, exc.line or 1 << 62, f"{exc.where(label)}: {exc}", str(exc))
                 continue
