@@ -32,7 +32,9 @@ SIZES = {
     "full": dict(card=(1_000_000, 100_000), yearend=(1_000_000, 300_000), imports=1_000_000,
                  journal=10_000_000, scale=(100_000, 1_000_000, 10_000_000)),
 }
-BENCHES = ("import", "settlement", "yearend", "journal", "scale")
+BENCHES = ("import", "settlement", "yearend", "journal", "scale", "verify")
+# verify: mixed events per journal (~1.6 postings an event): ~250k and ~1M postings
+VERIFY_EVENTS = {"small": (150_000,), "medium": (150_000, 600_000), "full": (150_000, 600_000)}
 
 
 # ---------------------------------------------------------------- output
@@ -200,8 +202,14 @@ def bench_scale(size: dict, work: str, echo) -> list[dict]:
     return scale.run(size["scale"], work, echo=echo)
 
 
+def bench_verify(size: dict, work: str, echo) -> list[dict]:
+    from bench import verify
+
+    return verify.run(size.get("verify", (150_000,)), work, echo=echo)
+
+
 RUNNERS = {"import": bench_import, "settlement": bench_settlement, "yearend": bench_yearend,
-           "journal": bench_journal, "scale": bench_scale}
+           "journal": bench_journal, "scale": bench_scale, "verify": bench_verify}
 
 
 def main(argv=None) -> int:
@@ -212,7 +220,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
-    size = SIZES[args.size]
+    size = dict(SIZES[args.size], verify=VERIFY_EVENTS[args.size])
     work = args.dir or tempfile.mkdtemp(prefix="bench-")
     os.makedirs(work, exist_ok=True)
     started = time.perf_counter()
