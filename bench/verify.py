@@ -10,13 +10,16 @@ child processes: `points init`, `points import FILE`, `points run --until
 
 - `points verify` (a child process: chains, balances, every run replayed from
   the rules recorded in the database, compared entry by entry);
-- `bean-check F` (beancount's own checker, a child process) on the export;
+- `bean-check --no-cache F` (beancount's own checker, a child process) on the
+  export: parse, check and realize every time (with its cache, a second
+  bean-check only unpickles what the first one parsed);
 - the ledger-only checks (`ledger.verify.verify`, what verify runs before the
   replay) in a child process, as postings/s.
 
 Each child reports wall seconds and CPU seconds (user + system, from
 getrusage of the children; steadier than wall on a shared machine) and the
-verify child its peak RSS. With --dir the built journals are kept and re-used
+verify child its peak RSS. `--base PYTHON` times verify and the ledger-only
+checks with another tree's interpreter too, in the same rounds. With --dir the built journals are kept and re-used
 (a file per size). Targets (issue 16): verify at least 5x faster than
 bean-check; ledger-only checks >= 400k postings/s.
 """
@@ -93,7 +96,7 @@ def build(n: int, work: str, echo=print) -> dict:
     return dict(db=path, bean=bean)
 
 
-def ledger_only(path: str) -> dict:
+def ledger_only(path: str, python: str = sys.executable) -> dict:
     """`ledger.verify.verify` alone in a child (no replay): wall, CPU, postings."""
     code = ("import json, sys, time\n"
             "from points.ledger import db\n"
@@ -104,11 +107,11 @@ def ledger_only(path: str) -> dict:
             "assert r.ok, r.problems[:5]\n"
             "print(json.dumps(dict(wall=time.perf_counter() - t0, cpu=time.process_time() - c0,"
             " postings=r.checked_postings, entries=r.checked_entries)))\n")
-    r = timed([sys.executable, "-c", code, path])
+    r = timed([python, "-c", code, path])
     return json.loads(r["stdout"].strip().splitlines()[-1])
 
 
-def verify_child(path: str) -> dict:
+def verify_child(path: str, python: str = sys.executable) -> dict:
     """`points verify --json` as a child, with its peak RSS (VmHWM at exit)."""
     code = ("import sys, runpy\n"
             "from points.cli.main import cli\n"
@@ -117,7 +120,7 @@ def verify_child(path: str) -> dict:
             "finally:\n"
             "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
             "    sys.stderr.write('\\nVMHWM ' + hwm[0].split()[1] + '\\n')\n")
-    r = timed([sys.executable, "-c", code, "--db", path, "verify", "--json"], check=False)
+    r = timed([python, "-c", code, "--db", path, "verify", "--json"], check=False)
     if r["rc"] != 0:
         raise RuntimeError(f"points verify exited {r['rc']}:\n{r['stdout'][-2000:]}\n{r['stderr'][-2000:]}")
     report = json.loads(r["stdout"])
@@ -128,18 +131,24 @@ def verify_child(path: str) -> dict:
                 rederived=report["checked"]["entries_rederived"], runs=len(report["runs"]))
 
 
-def measure(n: int, work: str, rounds: int = 1, echo=print) -> dict:
+def measure(n: int, work: str, rounds: int = 1, echo=print, base: str | None = None) -> dict:
     built = build(n, work, echo)
     bc = bean_check()
-    out: dict = {"verify": [], "bean": [], "ledger": []}
+    out: dict = {"verify": [], "bean": [], "ledger": [], "base": [], "base_ledger": []}
     for _ in range(rounds):
+        if base:  # the same children with another tree's interpreter (A/B in one run)
+            v, lo = verify_child(built["db"], base), ledger_only(built["db"], base)
+            out["base"].append(v)
+            out["base_ledger"].append(lo)
+            echo(f"  verify {n:,}: BASE verify  {v['wall']:7.2f} s (CPU {v['cpu']:6.2f} s), peak RSS "
+                 f"{v['rss_mb']:.0f} MB; ledger-only {lo['wall']:.2f} s (CPU {lo['cpu']:.2f} s)")
         v = verify_child(built["db"])
         out["verify"].append(v)
         echo(f"  verify {n:,}: points verify {v['wall']:7.2f} s (CPU {v['cpu']:6.2f} s), peak RSS "
              f"{v['rss_mb']:.0f} MB; {v['entries']:,} entries, {v['postings']:,} postings, "
              f"{v['rederived']:,} re-derived, {v['runs']} runs")
         if bc:
-            b = timed(bc + [built["bean"]], cwd=work, check=False)
+            b = timed(bc + ["--no-cache", built["bean"]], cwd=work, check=False)
             if b["rc"] != 0:
                 raise RuntimeError(f"bean-check exited {b['rc']}: {b['stderr'][-1000:]}{b['stdout'][-1000:]}")
             out["bean"].append(b)
@@ -171,6 +180,14 @@ def rows(results: dict[int, dict]) -> list[dict]:
         else:
             got.append(dict(name=f"verify ({label})", subject=v["wall"], reference=None, unit="s",
                             ratio=None, target="info", ok=None, note="bean-check not installed"))
+        if r["base"]:
+            bv = min(r["base"], key=lambda x: x["wall"])
+            bl = min(r["base_ledger"], key=lambda x: x["wall"])
+            got.append(dict(name=f"verify, base tree ({label})", subject=v["wall"], reference=bv["wall"],
+                            unit="s", ratio=v["wall"] / bv["wall"], target="info", ok=None,
+                            note=f"this tree {v['wall']:.2f} s (CPU {v['cpu']:.2f} s) vs --base "
+                                 f"{bv['wall']:.2f} s (CPU {bv['cpu']:.2f} s, peak RSS {bv['rss_mb']:.0f} MB);"
+                                 f" ledger-only {bl['wall']:.2f} s (CPU {bl['cpu']:.2f} s)"))
         lo = min(r["ledger"], key=lambda x: x["wall"])
         got.append(dict(name=f"verify ledger-only ({label})", subject=p / lo["wall"], reference=None,
                         unit="/s", ratio=None, target=">= 400k/s", ok=p / lo["wall"] >= 400_000,
@@ -179,8 +196,8 @@ def rows(results: dict[int, dict]) -> list[dict]:
     return got
 
 
-def run(sizes, work: str, rounds: int = 1, echo=print) -> list[dict]:
-    return rows({n: measure(n, work, rounds, echo) for n in sizes})
+def run(sizes, work: str, rounds: int = 1, echo=print, base: str | None = None) -> list[dict]:
+    return rows({n: measure(n, work, rounds, echo, base) for n in sizes})
 
 
 def main(argv=None) -> None:
@@ -189,13 +206,15 @@ def main(argv=None) -> None:
                     help="mixed events per journal (~1.5 postings an event)")
     ap.add_argument("--rounds", type=int, default=1, help="timings per size (alternating)")
     ap.add_argument("--dir", default=None, help="keep (and re-use) the journals in DIR")
+    ap.add_argument("--base", metavar="PYTHON", help="also time verify with this interpreter (another"
+                    " tree's venv, e.g. main's) in the same rounds: an A/B")
     args = ap.parse_args(argv)
     work = args.dir or tempfile.mkdtemp(prefix="bench-verify-")
     os.makedirs(work, exist_ok=True)
     from bench.__main__ import print_rows
 
     try:
-        print_rows(run(args.events, work, args.rounds))
+        print_rows(run(args.events, work, args.rounds, base=args.base))
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

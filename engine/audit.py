@@ -9,12 +9,14 @@ chains, which anyone can keep outside the file and check later with
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from points.engine.replay import replay
-from points.ledger import rulesets
+from points.ledger import db, rulesets
 from points.ledger.hashing import GENESIS
-from points.ledger.verify import verify
+from points.ledger.verify import PARALLEL_MIN_ENTRIES, verify
+from points.ledger.verify_threads import second_connection
 
 
 def heads(conn) -> dict:
@@ -37,11 +39,48 @@ def _counts(conn) -> dict:
 def audit(conn, rules_dir: Path | None = None, expect_head: str | None = None,
           compare_dir: Path | None = None) -> dict:
     """Run every check; a JSON-able report (`ok`, `problems`, counts, runs, head)."""
-    chain = verify(conn)
+    # One read transaction: every check, the replay and the counts see one state.
+    with db.transaction(conn, immediate=False):
+        chain, derived = _checks_and_replay(conn, rules_dir)
+        return _report(conn, chain, derived, expect_head, compare_dir)
+
+
+def _checks_and_replay(conn, rules_dir: Path | None):
+    """ledger.verify's checks and the replay; on a large journal (and a second CPU) the
+    checks run on a second read-only connection in the same snapshot, in a thread beside
+    the replay: the replay is mostly Python, the checks mostly SQLite (which apsw runs
+    without the GIL), so the two overlap."""
+    (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
+    helper = second_connection(conn) if last >= PARALLEL_MIN_ENTRIES else None
+    if helper is None:
+        return verify(conn), replay(conn, rules_dir)
+    got: list = []
+
+    def checks() -> None:
+        try:
+            got.append(verify(helper))
+        except BaseException as exc:  # re-raised in the caller's thread
+            got.append(exc)
+
+    thread = threading.Thread(target=checks, name="verify-checks", daemon=True)
+    thread.start()
+    try:
+        derived = replay(conn, rules_dir)
+    except BaseException:
+        helper.interrupt()  # stop the checks at once (Ctrl-C, SIGTERM, an error)
+        raise
+    finally:
+        thread.join()
+        helper.close()
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0], derived
+
+
+def _report(conn, chain, derived, expect_head, compare_dir) -> dict:
     problems = list(chain.problems)
     n_files, n_sets, stored = rulesets.check_stored(conn)
     problems += stored
-    derived = replay(conn, rules_dir)
     problems += derived.problems
     head = heads(conn)
     if expect_head is not None:

@@ -33,6 +33,7 @@ import attrs
 
 from points.dsl.errors import RulesError
 from points.dsl.loader import load_rules
+from points.engine.replay_inplace import replay_in_place
 from points.engine.runs import ended_runs, run_markers
 from points.engine.workflow import Runner
 from points.ledger import db, rulesets
@@ -107,6 +108,12 @@ def replay(conn, rules_dir: Path | None = None) -> Rederivation:
                 snaps[id(rules)] = rulesets.snapshot_of(rules)
             step["snapshot"] = snaps.get(id(rules))
     if out.problems:
+        return out
+    # The usual case, a journal that re-derives exactly, is settled in place (nothing
+    # copied or written); anything else is replayed in full below, which lists it.
+    if replay_in_place(conn, steps, upto, STOP):
+        out.rederived = upto
+        out.pending_rederived = upto > sealed
         return out
     # Delete-on-close (ledger.db.scratch): the replayed journal is never left in $TMPDIR,
     # even by a killed verify.

@@ -366,11 +366,13 @@ def scratch_copy(source: apsw.Connection) -> apsw.Connection:
     return conn
 
 
-def scratch() -> apsw.Connection:
+def scratch(*, uri: bool = False) -> apsw.Connection:
     """A private on-disk database with the points schema that no process can leave
     behind: SQLite opens it delete-on-close, which unlinks the file as soon as it
-    is opened, so even a killed process leaves no file (it lives in $TMPDIR)."""
-    conn = apsw.Connection("")
+    is opened, so even a killed process leaves no file (it lives in $TMPDIR).
+    `uri`: ATTACH takes `file:` URIs (e.g. `?mode=ro`) on this connection."""
+    conn = apsw.Connection("", flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+                           | (apsw.SQLITE_OPEN_URI if uri else 0))
     conn.execute("PRAGMA foreign_keys=ON")
     with transaction(conn):
         _create_all(conn)

@@ -17,8 +17,11 @@ memory stays flat however long the journal is:
    seq order; no posting outside an entry.
 6. the events chain and the event columns derived from the hashed body.
 7. the per-connection balance cache of ledger.journal.
+8. SQLite's own `PRAGMA integrity_check` (b-trees, every index against its
+   table: the replay reads the stored journal through its indexes) and the
+   schema against the one ledger.db creates.
 
-Passes 1-6 are tasks (the chain cut into seq ranges, each starting from the
+Passes 1-6 and SQLite's check are tasks (the chain cut into seq ranges, each starting from the
 stored hash of the entry before it) run one after the other, or, on large
 journals, by two threads on two connections (ledger.verify_threads).
 
@@ -79,12 +82,13 @@ class _Problems:
             self._keep(0, seq if type(seq) is int else math.inf, rank, text)
         return add
 
-    def add(self, text: str) -> None:
-        """A problem after every entry problem (events, cache), in the order found."""
+    def add(self, text: str, first: bool = False) -> None:
+        """A problem after every entry problem (events, cache), in the order found;
+        `first`: before those others (SQLite's own checks, the schema)."""
         with self._lock:
             self._other += 1
             other = self._other
-        self._keep(1, other, 0, text)
+        self._keep(1, (not first, other), 0, text)
 
     def _keep(self, section: int, key, rank: int, text: str) -> None:
         with self._lock:
@@ -114,10 +118,6 @@ def verify(conn: apsw.Connection) -> VerifyReport:
     # A second connection can only share a snapshot the caller is not inside of.
     may_share = conn.getautocommit()
     with db.transaction(conn, immediate=False):  # one snapshot for every pass
-        # SQLite's own b-tree and index check, and the schema (triggers included)
-        # against the one ledger.db creates (reported after the entry problems).
-        for text in db.integrity_problems(conn) + db.schema_problems(conn):
-            bad.add(text)
         (last_seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()
         chains: list[ChainState] = []
         n_events = []
@@ -125,13 +125,21 @@ def verify(conn: apsw.Connection) -> VerifyReport:
                              last_seq * (i + 1) // CHAIN_CHUNKS if i + 1 < CHAIN_CHUNKS
                              else 2**63 - 1)
                  for i in range(CHAIN_CHUNKS)]
+        sqlite_own: list[str] = []
         tasks += [  # run_tasks: GIL-heavy first, SQL aggregates last
             lambda c: n_events.append(verify_events(c, bad)),
             lambda c: check_accounts(c, bad.about_entries(1)),
             lambda c: check_running_balances(c, bad.about_entries(3)),
             lambda c: check_lots(c, bad.about_entries(2)),
+            # SQLite's own b-tree and index check (all in SQLite: the helper thread
+            # takes it while the caller's walks the chain)
+            lambda c: sqlite_own.extend(db.integrity_problems(c)),
         ]
         run_tasks(conn, tasks, may_share and last_seq >= PARALLEL_MIN_ENTRIES)
+        # reported after the entry problems, before the others: SQLite's own check,
+        # then the schema (triggers included) against the one ledger.db creates
+        for text in sqlite_own + db.schema_problems(conn):
+            bad.add(text, first=True)
         n_entries = sum(c.entries for c in chains)
         n_postings = check_orphans(conn, bad.about_entries(4), sum(c.postings for c in chains))
         _verify_cache(conn, bad)

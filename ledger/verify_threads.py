@@ -27,7 +27,7 @@ _LAST_ROWS = ("SELECT (SELECT max(seq) FROM entries), (SELECT max(id) FROM posti
 
 def run_tasks(conn: apsw.Connection, tasks: list[Task], parallel: bool) -> None:
     """Run every task; `conn` must be inside its read transaction already."""
-    helper = _second_connection(conn) if parallel else None
+    helper = second_connection(conn) if parallel else None
     if helper is None:
         for task in tasks:
             task(conn)
@@ -62,8 +62,9 @@ def run_tasks(conn: apsw.Connection, tasks: list[Task], parallel: bool) -> None:
         raise errors[0]
 
 
-def _second_connection(conn: apsw.Connection) -> apsw.Connection | None:
-    """A read-only connection on the same file in the same state, or None."""
+def second_connection(conn: apsw.Connection) -> apsw.Connection | None:
+    """A read-only connection on the same file in the same state (inside its own read
+    transaction), or None; `conn` must be inside its read transaction already."""
     if _cpus() < 2 or not conn.filename:  # no second CPU; an in-memory or temporary database
         return None
     try:
