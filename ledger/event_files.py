@@ -112,22 +112,20 @@ def _read_jsonl(f) -> Iterator[tuple[int, Any, Any]]:
     # float's range, lone surrogate escapes, a BOM, bad JSON -- and every line
     # with a repeated key (msgspec would keep the last value) goes through
     # `_jsonl_line`, which decides exactly as json.loads would.
-    for block in _read_jsonl_blocks(f):
-        yield from block
+    return _read_jsonl_items(f)
 
 
-def read_jsonl_rows(f, typed) -> Iterator[list[tuple[int, Any, Any]]]:
-    """Like `_read_jsonl`, a block of lines at a time, with typed decoding
-    (`ledger.event_typed.Typed`): a line it finishes comes as (line, row,
-    None), the row a tuple (no record is ever a tuple); any other line as
-    `_read_jsonl` gives it."""
-    return _read_jsonl_blocks(f, typed)
+def read_jsonl_rows(f, typed, label: str, fi: int) -> Iterator[Any]:
+    """`_read_jsonl` with typed decoding (`ledger.event_typed.Typed`): each run
+    of lines it finishes comes as one list of (row, 'label:line', fi, line),
+    in between any other line as `_read_jsonl` gives it, a tuple."""
+    return _read_jsonl_items(f, typed, label, fi)
 
 
-def _read_jsonl_blocks(f, typed=None) -> Iterator[list[tuple[int, Any, Any]]]:
+def _read_jsonl_items(f, typed=None, label: str = "", fi: int = 0) -> Iterator[Any]:
     if not hasattr(f, "read"):
         with _open(f) as opened:
-            yield from _read_jsonl_blocks(opened, typed)
+            yield from _read_jsonl_items(opened, typed, label, fi)
         return
     decode, not_decoded = _DECODER
     if typed is not None:
@@ -137,29 +135,28 @@ def _read_jsonl_blocks(f, typed=None) -> Iterator[list[tuple[int, Any, Any]]]:
     n = 0
     try:
         for lines, newline in _jsonl_blocks(f):
-            out: list[tuple[int, Any, Any]] = []
-            add = out.append
             if type(lines) is bytes:  # a block that is not all UTF-8: line by line
                 for raw in lines.split(b"\n")[:-1] if newline else (lines,):
                     n += 1
                     if len(raw) > MAX_LINE:
-                        yield out
                         raise _TooLong(n)
                     try:
                         text = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:  # this line is bad; the others are still checked
-                        add((n, None, Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)",
-                                              "not UTF-8 text")))
+                        yield n, None, Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)",
+                                               "not UTF-8 text")
                         continue
                     parsed = _jsonl_line(n, text + newline)
                     if parsed is not None:
-                        add((n, parsed[0], parsed[1]))
-                yield out
+                        yield n, parsed[0], parsed[1]
                 continue
+            rows: list = []
+            add = rows.append
             for text in lines:
                 n += 1
                 if len(text) > long_chars and len(text.encode("utf-8", "surrogatepass")) > MAX_LINE:
-                    yield out
+                    if rows:
+                        yield rows
                     raise _TooLong(n)
                 # What makes counting `":` sound (see "Repeated keys" above).
                 plain = '" :' not in text and '"  ' not in text and "\t" not in text \
@@ -172,20 +169,25 @@ def _read_jsonl_blocks(f, typed=None) -> Iterator[list[tuple[int, Any, Any]]]:
                     else:
                         row = finishers[type(struct)](struct, text)
                         if row is not None:
-                            add((n, row, None))
+                            add((row, f"{label}:{n}", fi, n))
                             continue
+                if rows:
+                    yield rows
+                    rows = []
+                    add = rows.append
                 try:
                     record = decode(text)
                     # No repeated key (see "Repeated keys" above).
                     if plain and type(record) is dict and count(text, '":') == len(record):
-                        add((n, record, None))
+                        yield n, record, None
                         continue
                 except not_decoded:
                     pass
                 parsed = _jsonl_line(n, text + newline)
                 if parsed is not None:
-                    add((n, parsed[0], parsed[1]))
-            yield out
+                    yield n, parsed[0], parsed[1]
+            if rows:
+                yield rows
     except _TooLong as exc:  # with its line, or (an unfinished line) the next one
         raise _too_long(exc.args[0] if exc.args else n + 1) from None
 

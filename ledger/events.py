@@ -208,22 +208,23 @@ class _Batch:
         conn = self.conn
         ids = list(dict.fromkeys(c[0][0] for c in chunk))
         known = {i: (b, s) for i, b, s in conn.execute(_LOOKUP, (json.dumps(ids),))}
-        rows = []
-        refs = []
+        rows, refs = [], []
         prev = self.prev_hash
         sha256 = hashlib.sha256
         added, skipped = self.added, self.skipped
+        fresh = not known and len(ids) == len(chunk)  # every id new (a bulk load): nothing to look up
         for row, loc, fi, line in chunk:
-            id_ = row[0]
-            old = known.get(id_)
-            if old is not None:
-                if old[0] == row[9]:
-                    skipped[fi] += 1
-                else:
-                    self.error(fi, line, f"{loc}: duplicate id {id_!r} with different content"
-                               f" (first seen at {old[1]})", "duplicate id with different content")
-                continue
-            known[id_] = (row[9], loc)
+            if not fresh:
+                id_ = row[0]
+                old = known.get(id_)
+                if old is not None:
+                    if old[0] == row[9]:
+                        skipped[fi] += 1
+                    else:
+                        self.error(fi, line, f"{loc}: duplicate id {id_!r} with different content"
+                                   f" (first seen at {old[1]})", "duplicate id with different content")
+                    continue
+                known[id_] = (row[9], loc)
             # Every body was encoded once already (add), or came from typed decoding: valid text.
             h = sha256((prev + row[9] + "\x1f" + loc).encode()).hexdigest()
             rows.append(row + (loc, prev, h))
@@ -367,22 +368,21 @@ def import_files(conn: apsw.Connection, paths: Iterable[str | os.PathLike],
                 source.open()
                 labels[fi] = (label, source.format)
                 records = batch.records
-                blocks = (read_jsonl_rows(source.stream, typed) if source.format == "jsonl" and typed
-                          else (read_records(source, schema=schema),))
-                for block in blocks:
-                    for line, record, problem in block:
-                        loc = f"{label}:{line}"
-                        if type(record) is tuple:  # a row already (typed decoding)
+                for item in (read_jsonl_rows(source.stream, typed, label, fi) if source.format == "jsonl"
+                             and typed else read_records(source, schema=schema)):
+                    if type(item) is list:  # rows already, of lines in a row (typed decoding)
+                        records[fi] += len(item)
+                        batch.chunk += item
+                        if len(batch.chunk) >= CHUNK:
+                            batch.flush()
+                        continue
+                    line, record, problem = item
+                    if record is None:
+                        batch.problem(fi, line, f"{label}:{line}", problem)
+                        if not isinstance(problem, HeaderProblem):
                             records[fi] += 1
-                            batch.chunk.append((record, loc, fi, line))
-                            if len(batch.chunk) >= CHUNK:
-                                batch.flush()
-                        elif record is None:
-                            batch.problem(fi, line, loc, problem)
-                            if not isinstance(problem, HeaderProblem):
-                                records[fi] += 1
-                        else:  # `problem`: the columns a CSV header lacks (None in JSONL)
-                            batch.add(fi, line, loc, record, problem or frozenset())
+                    else:  # `problem`: the columns a CSV header lacks (None in JSONL)
+                        batch.add(fi, line, f"{label}:{line}", record, problem or frozenset())
             except EventError as exc:
                 batch.error(fi, exc.line or 1 << 62, f"{exc.where(label)}: {exc}", str(exc))
                 continue
