@@ -19,6 +19,10 @@ one database file; then, on that same file and connection:
 The per-member totals of 1, 2 and the journal written by 4 must be identical
 (asserted); otherwise the comparison would be meaningless.
 
+5. `points run` as a child process on a copy of the same file, against issue 16's
+   targets, with the references of this same run: no slower than the loop (target:
+   twice as fast) and within 3x the SQL, on CPU seconds (wall in the note).
+
 The rules folder for the card run is a copy of rules/jwest-card.rules and its
 tables only, so the figure is the card program's settlement, not the other
 campaigns' (which have nothing due in the card cycle anyway).
@@ -281,15 +285,18 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     t_rerun, _ = _timed(Runner(conn, rules, until).run, label="rerun")  # a no-op: all posted
     conn.close()
     guard_rows = pre_run_validation(cli_path, rules, until, t_run)
-    cli_rows = points_run(cli_path, rules_dir, until, by_sql, t_sql, echo)
+    cli_rows = points_run(cli_path, rules_dir, until, by_sql, (t_sql, CPU["sql"]), (t_loop, CPU["loop"]), echo)
     cpu = dict(CPU)
     echo(f"  CPU seconds: run {cpu['run']:.2f} (Journal.append {cpu['append']:.2f}), eval {cpu['eval']:.2f}, SQL {cpu['sql']:.2f}, loop {cpu['loop']:.2f},"
          f" no-op re-run {cpu['rerun']:.2f} (run/SQL {cpu['run'] / cpu['sql']:.2f}x, loop/run {cpu['loop'] / cpu['run']:.2f}x)")
+    if "cli" in cpu:
+        echo(f"  `points run` (CLI): CPU {cpu['cli']:.2f} s = {cpu['cli'] / cpu['loop']:.2f}x the loop,"
+             f" {cpu['cli'] / cpu['sql']:.2f}x the SQL (issue 16: <= 1x the loop, target 0.5x; <= 3x the SQL)")
     echo(f"  {len(by_sql):,} members awarded {sum(by_sql.values()):,} points; SQL, loop, evaluator and "
          "journal agree member by member")
     return [
         dict(name="settle card: run vs SQL", subject=t_run, reference=t_sql, unit="s",
-             ratio=t_run / t_sql, target="<= 1.5x", ok=t_run / t_sql <= 1.5,
+             ratio=t_run / t_sql, target="(info)", ok=None,
              note=f"Runner.run() {t_run:.2f} s vs one hand-written SQL {t_sql:.2f} s; CPU {cpu['run']:.2f} s vs"
                   f" {cpu['sql']:.2f} s = {cpu['run'] / cpu['sql']:.2f}x, of which Journal.append"
                   f" {cpu['append']:.2f} s (the rest {cpu['run'] - cpu['append']:.2f} s ="
@@ -299,7 +306,7 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
              note=f"evaluation alone (evaluate + award closures, no posting); CPU {cpu['eval']:.2f} s ="
                   f" {cpu['eval'] / cpu['sql']:.2f}x the SQL"),
         dict(name="settle card: loop vs run", subject=t_run, reference=t_loop, unit="s",
-             ratio=t_loop / t_run, target=">= 3x", ok=t_loop / t_run >= 3,
+             ratio=t_loop / t_run, target="(info)", ok=None,
              note=f"per-event Python loop {t_loop:.2f} s is {t_loop / t_run:.2f}x the run; CPU {cpu['loop']:.2f} s"
                   f" vs {cpu['run']:.2f} s = {cpu['loop'] / cpu['run']:.2f}x"),
         *guard_rows,
@@ -331,9 +338,13 @@ def pre_run_validation(path: str, rules, until: dt.date, t_run: float) -> list[d
                       f" ahead: {', '.join(todo) or 'none (every award proven by dsl.wholeness)'}")]
 
 
-def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql: float, echo) -> list[dict]:
-    """`points --db PATH run --until DATE --rules DIR` as a child process (wall time,
-    interpreter start and rules loading included), if the CLI is there."""
+def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, sql: tuple[float, float],
+               loop: tuple[float, float], echo) -> list[dict]:
+    """`points --db PATH run --until DATE --rules DIR` as a child process (interpreter start
+    and rules loading included), if the CLI is there, against issue 16's targets: no
+    slower than the per-event loop (target: twice as fast), within 3x the awards-only SQL.
+    `sql`, `loop`: (wall, CPU) seconds of the references, measured in this same run. The
+    verdict is on CPU seconds (the machine is shared; wall is in the note)."""
     cmd = [sys.executable, "-m", "points.cli.main", "--db", path, "run", "--until", until.isoformat(), "--allow-future",
            "--rules", str(rules_dir)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -357,11 +368,22 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, t_sql
     conn.close()
     assert got == expected, "`points run` journal differs from the hand-written SQL: " + _diff(got, expected)
     os.remove(path)
-    return [dict(name="settle card: `points run` vs SQL", subject=t_cli, reference=t_sql, unit="s",
-                 ratio=t_cli / t_sql, target="<= 1.5x", ok=t_cli / t_sql <= 1.5,
-                 note="child process `points --db F run --until 2025-02-26 --rules <jwest-card only>` on a"
-                      " copy of the same imported file (interpreter start and rules loading included);"
-                      f" child CPU {cpu_cli:.2f} s")]
+    (t_sql, cpu_sql), (t_loop, cpu_loop) = sql, loop
+    CPU["cli"] = cpu_cli
+    what = ("child process `points --db F run --until 2025-02-26 --allow-future --rules <jwest-card only>`"
+            " on a copy of the same imported file (interpreter start and rules loading included)")
+    return [
+        dict(name="settle card: `points run` vs loop", subject=cpu_cli, reference=cpu_loop, unit="s",
+             ratio=cpu_cli / cpu_loop, target="<= 1x", ok=cpu_cli <= cpu_loop,
+             note=f"{what}: CPU {cpu_cli:.2f} s vs the per-event Python loop {cpu_loop:.2f} s"
+                  f" = {cpu_cli / cpu_loop:.2f}x (issue 16: <= 1x, target 0.5x:"
+                  f" {'met' if cpu_cli <= cpu_loop / 2 else 'not met'}); wall {t_cli:.2f} s vs"
+                  f" {t_loop:.2f} s = {t_cli / t_loop:.2f}x"),
+        dict(name="settle card: `points run` vs SQL", subject=cpu_cli, reference=cpu_sql, unit="s",
+             ratio=cpu_cli / cpu_sql, target="<= 3x", ok=cpu_cli <= 3 * cpu_sql,
+             note=f"the same run: CPU {cpu_cli:.2f} s vs the awards-only SQL {cpu_sql:.2f} s"
+                  f" = {cpu_cli / cpu_sql:.2f}x; wall {t_cli:.2f} s vs {t_sql:.2f} s = {t_cli / t_sql:.2f}x"),
+    ]
 
 
 def _diff(a: dict, b: dict) -> str:
