@@ -47,6 +47,7 @@ __all__ = ["GENESIS_HASH", "EVENT_TYPES", "EventError", "FileReport", "ImportRep
 GENESIS_HASH = "0" * 64
 CHUNK = 5000  # events written (and looked up) per round trip
 IMPORT_CACHE_KIB = 65536  # page cache during an import (64 MiB)
+INDEX_CACHE_KIB = 16384  # ... while a bulk load builds its indexes (their in-memory sorts)
 BULK_BYTES_PER_EVENT = 1024  # see _is_bulk_load
 
 _INSERT = (
@@ -291,17 +292,15 @@ def _is_bulk_load(conn: apsw.Connection, incoming_bytes: int) -> bool:
 def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_bytes: int = 0,
          schema: Schema | None = None, max_errors: int | None = None) -> ImportReport:
     """Run `feed(batch)` in a savepoint; keep its writes only if it found no error."""
-    # A bigger page cache while importing: the four indexes on `events` are
-    # updated in random order, and the default 2 MB cache thrashes on them.
-    # Every parsed event stays alive until its chunk is written (see gc_paused).
+    # A bigger page cache while importing (indexes updated in random order
+    # thrash the default 2 MB); every parsed event lives until its chunk is written.
     with page_cache(conn, IMPORT_CACHE_KIB), gc_paused():
         try:
             with transaction(conn):
                 batch = _Batch(conn, len(labels), schema or schema_for(), max_errors)
-                # A savepoint, so that inside a caller's transaction only this
-                # import is undone; on its own, the whole transaction is rolled
-                # back too (not committed empty): a refused import leaves the
-                # file untouched, even after the DROP INDEX below.
+                # A savepoint, so that inside a caller's transaction only this import is
+                # undone; on its own, the whole transaction is rolled back too (not
+                # committed empty): a refused import leaves the file untouched.
                 with conn:
                     # A bulk load writes into a table without its secondary
                     # indexes and builds them at the end, inside the same
@@ -313,6 +312,8 @@ def _run(conn: apsw.Connection, labels: list[tuple[str, str]], feed, incoming_by
                     batch.finish()
                     if batch.error_count:
                         raise _Abort
+                    if rebuild:  # SQLite sorts in memory up to the cache size: keep the peak down
+                        conn.execute(f"PRAGMA cache_size=-{INDEX_CACHE_KIB}")
                     for _name, sql in rebuild:
                         conn.execute(sql)
         except _Abort:
@@ -424,13 +425,9 @@ def import_records(
     return _run(conn, [(label, "records")], feed, schema=schema_for(catalogue))
 
 
-_TYPES_STORED = """
-WITH RECURSIVE t(type) AS (
-  SELECT MIN(type) FROM events
-  UNION ALL
+_TYPES_STORED = """WITH RECURSIVE t(type) AS (SELECT MIN(type) FROM events UNION ALL
   SELECT (SELECT MIN(type) FROM events WHERE type > t.type) FROM t WHERE t.type IS NOT NULL)
-SELECT type FROM t WHERE type IS NOT NULL
-"""
+SELECT type FROM t WHERE type IS NOT NULL"""
 
 
 def iter_events(conn: apsw.Connection, member: str | None = None) -> Iterator[dict]:
