@@ -1,15 +1,17 @@
-"""Event import throughput: `python -m bench.import_events --events 1000000`.
+"""Event import throughput: `python -m bench.import_events [--events 100000 500000 1000000]`.
 
-Generates a seeded, realistic events file in JSONL and in CSV, then times:
+For each size, writes a seeded events file (JSONL) of mixed events
+(`generate`) and of one card cycle (`bench.workloads.card_cycle`), then runs,
+each in a child process and on the same file:
 
-- `ledger.events.import_files` of the JSONL file into a fresh database;
-- the same for the CSV file;
-- the practical floor for the JSONL import: reading the file with
-  `json.loads` per line, plus a raw apsw `executemany` of exactly the rows the
-  import wrote into a bare table (same columns, no indexes, no checks).
+- `points init` (not timed) and `points import FILE` through the CLI on that
+  fresh database;
+- the stdlib floor of issue 16 (`FLOOR_SCRIPT`): `json.loads` of each line, a
+  SHA-256 chain, `executemany` into a table with a UNIQUE id.
 
-Prints events/s (wall) for each, with the CPU seconds beside it (steadier on
-a shared machine), and the ratio of the import to the floor.
+Prints events/s of wall time and of CPU time (the child's user + system time,
+steadier on a shared machine), the import's peak RSS, and import/floor.
+`time_import` / `time_floor` are the in-process timings `python -m bench` uses.
 """
 
 from __future__ import annotations
