@@ -45,8 +45,8 @@ def _fmt(x, unit: str) -> str:
         return "-"
     if unit == "s":
         return f"{x:,.2f} s"
-    if unit == "ms":
-        return f"{x:,.2f} ms"
+    if unit in ("ms", "us"):
+        return f"{x:,.2f} {unit}"
     if unit == "MB":
         return f"{x:,.0f} MB"
     return f"{x:,.0f} {unit}"

@@ -182,10 +182,12 @@ def run_cmd(until: dt.date, allow_future: bool, dry_run: bool, rules_dir: Path |
         report = Runner(conn, rules, until, amend=amend).run()
     data = run_report_dict(report)
     data.update(dry_run=dry_run, late_events=late, provisional=provisional)
+    # Written as it is made: a big run's refusals are read from the run's TEMP tables
+    # (engine.run_log) while printing, never held as one string.
     if as_json:
-        echo_json(data)
+        _echo_chunks(json_chunks(data))
     else:
-        click.echo(render_run_report(data))
+        _echo_chunks(line + "\n" for line in run_report_lines(data))
 
 
 def check_until(until: dt.date, allow_future: bool) -> None:
@@ -238,8 +240,7 @@ def run_report_dict(report) -> dict:
             "winners": c.winners,
             "reversals": c.reversals,
             "reversed_points": c.reversed_points,
-            "refused": [{"member": m, "award": a, "points": p, "reason": r}
-                        for m, a, p, r in c.refused],
+            "refused": _Rows(c.refused, lambda row: dict(zip(("member", "award", "points", "reason"), row))),
         }
     return {
         "until": report.until.isoformat(),
@@ -249,16 +250,64 @@ def run_report_dict(report) -> dict:
         "redemptions": {
             "done": report.redemptions,
             "points": report.redeemed_points,
-            "refused": [{"event": e, "member": m, "reason": r}
-                        for e, m, r in report.refused_redemptions],
+            "refused": _Rows(report.refused_redemptions,
+                             lambda row: dict(zip(("event", "member", "reason"), row))),
         },
         "expiries": {"entries": report.expiries, "points": report.expired_points},
     }
 
 
-def render_run_report(data: dict) -> str:
-    out = [f"run until {data['until']} (events up to #{data['watermark']}): "
-           f"{plural(data['entries'], 'new journal entry', 'new journal entries')}"]
+class _Rows(list):
+    """A JSON array made row by row from `source` (len() and iteration, e.g. an
+    engine.run_log.RunLog) when it is encoded or iterated: a list to `json`, never
+    filled. Equal to the list it stands for."""
+
+    def __init__(self, source, make):
+        super().__init__()
+        self.source, self.make = source, make
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __bool__(self) -> bool:
+        return len(self.source) > 0
+
+    def __iter__(self):
+        return map(self.make, self.source)
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+def json_chunks(value):
+    """`echo_json`'s text in pieces (json's own encoder, same bytes), a newline last."""
+    from points.cli.options import json_encoder
+
+    yield from json_encoder().iterencode(value)
+    yield "\n"
+
+
+def _echo_chunks(chunks, size: int = 1 << 16) -> None:
+    buf, n = [], 0
+    for chunk in chunks:
+        buf.append(chunk)
+        n += len(chunk)
+        if n >= size:
+            click.echo("".join(buf), nl=False)
+            buf, n = [], 0
+    click.echo("".join(buf), nl=False)
+
+
+def run_report_lines(data: dict):
+    """The text report of a run, line by line."""
+    first = (f"run until {data['until']} (events up to #{data['watermark']}): "
+             f"{plural(data['entries'], 'new journal entry', 'new journal entries')}")
+    if data.get("dry_run"):
+        first = "dry run (nothing written): " + first.replace("new journal entr", "journal entr")
+    yield first
     for name, c in data["campaigns"].items():
         if not (c["entries"] or c["draws"] or c["refused"]):
             continue
@@ -268,30 +317,27 @@ def render_run_report(data: dict) -> str:
             line += f"; lottery: {plural(c['draws'], 'draw')}, {plural(c['winners'], 'winner')}"
         if c["reversals"]:
             line += f"; {plural(c['reversals'], 'reversal')} (-{pts(c['reversed_points'])} points)"
-        out.append(line)
+        yield line
         for r in c["refused"]:
-            out.append(f"    refused: {r['member']} {r['award']} {pts(r['points'])} points: {r['reason']}")
+            yield f"    refused: {r['member']} {r['award']} {pts(r['points'])} points: {r['reason']}"
     red = data["redemptions"]
     if red["done"] or red["refused"]:
-        out.append(f"  redemptions: {red['done']:,} done ({pts(red['points'])} points), "
-                   f"{len(red['refused']):,} refused")
+        yield (f"  redemptions: {red['done']:,} done ({pts(red['points'])} points), "
+               f"{len(red['refused']):,} refused")
         for r in red["refused"]:
-            out.append(f"    refused: {r['event']} ({r['member']}): {r['reason']}")
+            yield f"    refused: {r['event']} ({r['member']}): {r['reason']}"
     exp = data["expiries"]
     if exp["entries"]:
-        out.append(f"  expiries: {plural(exp['entries'], 'entry', 'entries')}, {pts(exp['points'])} points expired")
+        yield f"  expiries: {plural(exp['entries'], 'entry', 'entries')}, {pts(exp['points'])} points expired"
     for late in data.get("late_events", ()):
-        out.append(f"  late: {plural(late['events'], 'event')} of {late['campaign']} period {late['period']} "
-                   f"arrived after {late['outcome']}")
+        yield (f"  late: {plural(late['events'], 'event')} of {late['campaign']} period {late['period']} "
+               f"arrived after {late['outcome']}")
     for p in data.get("provisional", ()):
-        out.append(f"  provisional: {p['campaign']} period {p['period']} paid from {p['pay']} on events "
-                   f"complete through {p['complete_through'] or 'no day'} (its events run to "
-                   f"{p['events_through']}): later events become corrections")
+        yield (f"  provisional: {p['campaign']} period {p['period']} paid from {p['pay']} on events "
+               f"complete through {p['complete_through'] or 'no day'} (its events run to "
+               f"{p['events_through']}): later events become corrections")
     if data["entries"] == 0:
-        out.append("  nothing to do: every step up to this date was already done")
-    if data.get("dry_run"):
-        out[0] = "dry run (nothing written): " + out[0].replace("new journal entr", "journal entr")
-    return "\n".join(out)
+        yield "  nothing to do: every step up to this date was already done"
 
 
 @click.command("close-events")

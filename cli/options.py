@@ -310,7 +310,12 @@ def require_member(conn: apsw.Connection, member: str) -> None:
 
 def echo_json(value: Any) -> None:
     """JSON on stdout: indented, keys in the order built, non-ASCII kept as is."""
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+    click.echo(json_encoder().encode(value))
+
+
+def json_encoder() -> json.JSONEncoder:
+    """The encoder of `echo_json` (its `iterencode` gives the same text in pieces)."""
+    return json.JSONEncoder(ensure_ascii=False, indent=2, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import json
 from collections import defaultdict
 from typing import Callable
@@ -39,6 +38,7 @@ from points.dsl.errors import RunError
 from points.dsl.evaluator import window_of
 from points.dsl.loader import LoadedCampaign, RuleSet
 from points.engine.lottery import load_draws
+from points.engine.run_log import MemberTally, RunLog
 from points.engine.runs import completed_until, marker_entry, seal
 from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
 from points.ledger import db, rulesets
@@ -47,7 +47,7 @@ from points.ledger.errors import IdempotencyConflict, InsufficientPoints
 from points.ledger.journal import Journal
 from points.ledger.model import NewEntry
 
-__all__ = ["CampaignReport", "RunError", "RunReport", "Runner"]
+__all__ = ["CampaignReport", "MemberTally", "RunError", "RunLog", "RunReport", "Runner"]
 
 
 @attrs.define
@@ -60,37 +60,7 @@ class CampaignReport:
     draws: int = 0
     reversals: int = 0
     reversed_points: int = 0
-    refused: list = attrs.field(factory=list)
-
-
-class MemberTally:
-    """The distinct members a campaign awarded in one run (`add`, `len`), kept in a
-    TEMP table of the run's connection (a temp file, bounded by its page cache)
-    instead of a set that would hold every member id in memory."""
-
-    _made = itertools.count(1)
-    FLUSH_EVERY = 10_000
-
-    def __init__(self, conn: apsw.Connection):
-        self.conn = conn
-        self.table = f"temp.run_awarded_{next(self._made)}"
-        # Made as the campaign's first checkpoint starts, before its queries: a schema
-        # change aborts the statements running at that moment.
-        conn.execute(f"CREATE TABLE {self.table} (member TEXT PRIMARY KEY) WITHOUT ROWID")
-        self.buffer: list[tuple[str]] = []
-
-    def add(self, member: str) -> None:
-        self.buffer.append((member,))
-        if len(self.buffer) >= self.FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        self.conn.executemany(f"INSERT OR IGNORE INTO {self.table} VALUES (?)", self.buffer)
-        self.buffer = []
-
-    def __len__(self) -> int:
-        self.flush()
-        return self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0]
+    refused: "list | RunLog" = attrs.field(factory=list)  # (member, award, points, reason)
 
 
 @attrs.define
@@ -100,17 +70,20 @@ class RunReport:
     campaigns: dict = attrs.field(factory=dict)
     redemptions: int = 0
     redeemed_points: int = 0
-    refused_redemptions: list = attrs.field(factory=list)
+    refused_redemptions: "list | RunLog" = attrs.field(factory=list)  # (event, member, reason)
     expiries: int = 0
     expired_points: int = 0
     entries: int = 0
-    # Makes each campaign's `members` (a set if None): see MemberTally.
+    # Makes each campaign's `members` (a set if None): see MemberTally; and its
+    # `refused` (a list if None): see RunLog.
     member_tally: Callable[[], MemberTally] | None = attrs.field(default=None, eq=False, repr=False)
+    log: Callable[[int], RunLog] | None = attrs.field(default=None, eq=False, repr=False)
 
     def campaign(self, name: str) -> CampaignReport:
         if name not in self.campaigns:
             members = self.member_tally() if self.member_tally else set()
-            self.campaigns[name] = CampaignReport(name, members=members)
+            refused = self.log(4) if self.log else []
+            self.campaigns[name] = CampaignReport(name, members=members, refused=refused)
         return self.campaigns[name]
 
 
@@ -235,7 +208,9 @@ class Runner:
         # lock is held, and the rules set is recorded before the first step.
         with recorded.run_lock(self.conn):
             self.wm = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-            self.report = RunReport(self.until, self.wm, member_tally=lambda: MemberTally(self.conn))
+            self.report = RunReport(self.until, self.wm, member_tally=lambda: MemberTally(self.conn),
+                                    log=lambda width: RunLog(self.conn, width))
+            self.report.refused_redemptions = RunLog(self.conn, 3)
             self._draws.clear()
             with db.transaction(self.conn):
                 self.marker_extra, self.key_tags = recorded.start(self, self.amend, self.check_terms)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import weakref
 from typing import Any, Iterable, Iterator, Sequence
@@ -343,49 +344,60 @@ class Journal:
         _check_date("as_of", as_of)
         n_entries = n_points = 0
         with self._txn():
-            groups: dict[tuple[str, str], list] = {}
             where, params = "p.expires <= ?", [as_of.isoformat()]
             if since is not None:
                 where += " AND p.expires > ?"
                 params.append(since.isoformat())
-            for lid, account, kind, expires, rem in self.conn.execute(
-                "SELECT p.id, p.account, p.kind, p.expires, " + REMAINING +
-                f" FROM postings p WHERE p.expires IS NOT NULL AND {where} AND p.amount > 0",
-                params,
-            ):
-                if rem > 0:
-                    member = account.split(":")[1]
-                    groups.setdefault((expires, member), []).append((_RANK[kind], lid, account, kind, rem))
-            if not groups:
-                return 0, 0
-            wanted = [f"expire:{m}:{d}" for d, m in groups]
-            taken = {k for (k,) in self.conn.execute(
-                "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))",
-                (json.dumps(wanted),))}
-            for base in list(taken):  # rare: a lot that arrived after its expiry already ran
-                taken.update(k for (k,) in self.conn.execute(
-                    "SELECT key FROM entries WHERE key > ? AND key < ?", (base + ":", base + ";")))
-            batch = []
-            for (day, member), items in sorted(groups.items()):
-                items.sort()
-                key = base = f"expire:{member}:{day}"
-                n = 1
-                while key in taken:
-                    n += 1
-                    key = f"{base}:{n}"
-                entry, points = operations.expiry(
-                    key=key, effective=dt.date.fromisoformat(day),
-                    lots=[(account, kind, lid, rem) for _rank, lid, account, kind, rem in items],
-                    recorded=recorded if recorded is not None else as_of)
-                batch.append(entry)
-                n_entries += 1
-                n_points += points
-                if len(batch) >= chunk:
-                    self._expire_chunk(batch, collect)
-                    batch = []
-            if batch:
-                self._expire_chunk(batch, collect)
+            # Read in (expires, member) order, one group of lots per (day, member): memory
+            # holds one chunk of entries, not every lot of the day (a year's expiry can be
+            # every member's). The member is cut out of the account in SQL so the order is
+            # Python's order of the (day, member) pairs (BINARY collation: code points).
+            rows = self.conn.execute(
+                "SELECT p.expires, substr(p.account, 8, instr(substr(p.account, 8), ':') - 1) AS member,"
+                " p.id, p.account, p.kind, " + REMAINING +
+                f" FROM postings p WHERE p.expires IS NOT NULL AND {where} AND p.amount > 0"
+                " ORDER BY p.expires, member", params)
+            groups: list[tuple[str, str, list]] = []
+            for (day, member), lots in itertools.groupby(rows, key=lambda r: (r[0], r[1])):
+                items = [(_RANK[kind], lid, account, kind, rem)
+                         for _d, _m, lid, account, kind, rem in lots if rem > 0]
+                if not items:
+                    continue
+                groups.append((day, member, items))
+                if len(groups) >= chunk:
+                    e, pts = self._expire_groups(groups, recorded, as_of, collect)
+                    n_entries, n_points, groups = n_entries + e, n_points + pts, []
+            if groups:
+                e, pts = self._expire_groups(groups, recorded, as_of, collect)
+                n_entries, n_points = n_entries + e, n_points + pts
         return n_entries, n_points
+
+    def _expire_groups(self, groups: list[tuple[str, str, list]], recorded, as_of: dt.date,
+                       collect: list | None) -> tuple[int, int]:
+        """One chunk of expiry entries, a (day, member) group of lots each, in that order."""
+        wanted = [f"expire:{m}:{d}" for d, m, _items in groups]
+        taken = {k for (k,) in self.conn.execute(
+            "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),))}
+        for base in list(taken):  # rare: a lot that arrived after its expiry already ran
+            taken.update(k for (k,) in self.conn.execute(
+                "SELECT key FROM entries WHERE key > ? AND key < ?", (base + ":", base + ";")))
+        batch, n_points = [], 0
+        for day, member, items in groups:
+            items.sort()
+            key = base = f"expire:{member}:{day}"
+            n = 1
+            while key in taken:
+                n += 1
+                key = f"{base}:{n}"
+            entry, points = operations.expiry(
+                key=key, effective=dt.date.fromisoformat(day),
+                lots=[(account, kind, lid, rem) for _rank, lid, account, kind, rem in items],
+                recorded=recorded if recorded is not None else as_of)
+            batch.append(entry)
+            n_points += points
+        self._expire_chunk(batch, collect)
+        return len(batch), n_points
 
     def _expire_chunk(self, batch: list[NewEntry], collect: list | None) -> None:
         if collect is not None:

@@ -9,9 +9,10 @@ import hashlib
 from points.engine.lottery import LotteryCandidates
 from points.engine.paid import PaidHistory
 from points.engine.settlement import Checkpointer
-from points.engine.workflow import MemberTally
+from points.engine.workflow import MemberTally, RunLog
 from points.ledger.accounts import FUNDING
 from points.ledger.journal import Journal
+from points.ledger.kinds import RANK
 from tests.engine.test_workflow import pay, rules_dir, run
 from tests.support import grant
 
@@ -115,3 +116,36 @@ def test_expiry_reads_one_expiry_date_per_call(world, tmp_path, monkeypatch):
     assert calls == [{"2026-06-30"}, {"2026-07-31"}]
     assert report.expiries == 2 * len(AWKWARD)
     assert all(world.balance(m)["limited"] == 0 for m in AWKWARD)
+
+
+def test_run_log_gives_its_rows_in_order_from_memory_and_table(world):
+    rows = [(m, f"award-{i}", i * 10**12, f"reason {m} ✓") for i, m in enumerate(AWKWARD * 3)]
+    log = RunLog(world.conn, 4)
+    log.IN_MEMORY = 4  # several spills to the table, a tail in memory
+    log.append(rows[0])
+    log.extend(rows[1:])
+    assert len(log) == len(rows) and log.stored > 0 and log.rows
+    assert list(log) == rows
+    assert list(log) == rows  # read again: nothing consumed
+    empty = RunLog(world.conn, 3)
+    assert len(empty) == 0 and list(empty) == []
+
+
+def test_expiry_entries_in_day_then_member_order_chunk_by_chunk(world):
+    j = Journal(world.conn)
+    days = (dt.date(2026, 6, 30), dt.date(2026, 5, 31))
+    for i, m in enumerate(reversed(AWKWARD)):
+        for n, day in enumerate(days):
+            for kind in ("limited", "basic"):
+                grant(j, m, kind, 10 + i + n, day, dt.date(2026, 4, 10), key=f"g:{m}:{n}:{kind}",
+                      source=FUNDING)
+    before = world.conn.execute("SELECT MAX(seq) FROM entries").fetchone()[0]
+    entries, points = j.expire_lots(dt.date(2026, 7, 1), recorded="2026-07-01", chunk=4)
+    keys = [k for (k,) in world.conn.execute("SELECT key FROM entries WHERE seq > ? ORDER BY seq", (before,))]
+    assert keys == [f"expire:{m}:{d}" for d, m in sorted((d.isoformat(), m) for d in days for m in AWKWARD)]
+    assert entries == len(keys) and points == sum(2 * (20 + 2 * i + 1) for i in range(len(AWKWARD)))
+    assert all(sum(world.balance(m).values()) == 0 for m in AWKWARD)
+    # Within an entry the lots go most restricted kind first (kinds.RANK), as before.
+    first = j.entry_by_key(keys[0])
+    assert [p.kind for p in first.postings if p.account.startswith("member:")] == sorted(
+        ("limited", "basic"), key=lambda k: RANK[k])
