@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from points.ledger.event_schema import BUNDLED, EVENT_TYPES
 from points.ledger.events import import_files
 
 TYPED = event_typed.typed_for(BUNDLED)
+SAMPLES = Path(__file__).resolve().parents[2] / "rules" / "samples" / "events.jsonl"
 
 odd_text = st.text(st.sampled_from(['a', 'é', '"', '\\', '\x01', ' ', ':', '{', '}', '\u2028']), max_size=6)
 any_value = st.one_of(
@@ -153,18 +155,19 @@ def test_typed_decoding_steps_aside_for_repeated_keys_and_what_only_normalise_wo
 
 def test_import_with_and_without_typed_decoding_stores_the_same_rows(tmp_path, monkeypatch):
     rng = random.Random(7)
-    lines = []
+    lines, earlier = [], []
     for i in range(400):
         record = {"id": f"E{i}", "type": "card_payment", "member": f"W{rng.randrange(20)}",
                   "at": rng.choice(ATS[:5]), "amount": rng.randrange(-500, 90000)}
         if rng.random() < 0.5:
             record["card"] = rng.choice(["gold", "osc", "standard"])
-        if rng.random() < 0.1:
-            record = {"id": f"E{i}", "type": "refund", "member": record["member"], "at": record["at"],
-                      "ref": f"E{rng.randrange(i)}" if i else "E0"}
+        if earlier and rng.random() < 0.1:  # a refund of an earlier payment of the same member
+            ref, member = rng.choice(earlier)
+            record = {"id": f"E{i}", "type": "refund", "member": member, "at": record["at"], "ref": ref}
+        earlier.append((record["id"], record["member"]))
         lines.append(rng.choice(spellings(record, rng)[:3]))
     src = tmp_path / "e.jsonl"
-    src.write_text("\n".join(lines) + "\n" + open("rules/samples/events.jsonl", encoding="utf-8").read(),
+    src.write_text("\n".join(lines) + "\n" + SAMPLES.read_text(encoding="utf-8"),
                    encoding="utf-8")
 
     def stored(name):
@@ -175,10 +178,22 @@ def test_import_with_and_without_typed_decoding_stores_the_same_rows(tmp_path, m
         return report.added, report.errors, rows
 
     typed = stored("typed.db")
+    # Lines the typed path leaves to the dict path, between typed ones: the errors
+    # (and their lines) must be the same too.
+    odd = ['{"id": "X1", "type": "card_payment", "member": "W1", "at": "2025-01-01T10:00:00", "amount": 1,'
+           ' "amount": 2}', '{"id": "X2", "type": "card_payment", "member": "W1", "at": "2025-01-01T10:00:00",'
+           ' "amount": 1.5}', "", "  ", '{"id": "X3"', lines[3], '{"id": "X4", "type": "nope"}']
+    with open(src, "a", encoding="utf-8") as f:
+        f.write("\n".join(odd) + "\n" + "\n".join(lines[:20]) + "\n")
+    typed_bad = stored("typed-bad.db")
     monkeypatch.setattr(events, "typed_for", lambda schema: None)
-    plain = stored("plain.db")
-    assert typed == plain
-    assert typed[0] > 400 - 40 or typed[1]  # most lines were stored (or the errors say why)
+    src.write_text(src.read_text(encoding="utf-8").split("\n" + odd[0])[0] + "\n", encoding="utf-8")
+    assert stored("plain.db") == typed
+    src.write_text(src.read_text(encoding="utf-8") + "\n".join(odd) + "\n" + "\n".join(lines[:20]) + "\n",
+                   encoding="utf-8")
+    assert stored("plain-bad.db") == typed_bad
+    assert typed[0] == 400 + 182 and typed[1] == ()  # every line stored
+    assert typed_bad[0] == 0 and len(typed_bad[1]) >= 5, typed_bad[1]  # nothing stored, every bad line named
 
 
 @given(day=st.dates(), hour=st.integers(0, 25), minute=st.integers(0, 61), second=st.integers(0, 61),
