@@ -43,7 +43,7 @@ from points.engine.runs import completed_until, marker_entry, seal
 from points.engine.settlement import CheckpointContext, Checkpointer, CheckpointResult
 from points.ledger import db, rulesets
 from points.ledger.dates import day_of_month_after
-from points.ledger.errors import IdempotencyConflict, InsufficientPoints
+from points.ledger.errors import InsufficientPoints
 from points.ledger.journal import Journal
 from points.ledger.model import NewEntry
 
@@ -261,37 +261,47 @@ class Runner:
                 self.journal.fund_budget(lc.name, b.kind, b.amount, day, recorded=self.recorded)
                 self.report.entries += 1
 
+    # A day's redemptions are appended in batches of at most this many entries.
+    REDEEM_BATCH = 2_000
+
     def redeem(self, day: dt.date) -> None:
         rows = list(self.conn.execute(
             "SELECT id, member, body FROM events WHERE type = 'redemption' AND day = ? AND seq <= ? "
             "ORDER BY at, seq", (day.isoformat(), self.wm)))
-        for event_id, member, body in rows:
-            with self.own():  # look and write under one lock: runs may race
-                self.redeem_one(day, event_id, member, json.loads(body))
+        # The day's redemptions are one step: looked at and written under one lock (runs
+        # may race), those recorded already (spent or refused) skipped. They are appended
+        # in order, in batches of consecutive events of distinct members: a redemption
+        # reads only its member's lots, which no other member's entry changes.
+        with self.own():
+            keys = [f"redeem:{event_id}" for event_id, _, _ in rows]
+            done = self.journal.stored_keys(keys)
+            batch: list[NewEntry] = []
+            members: set[str] = set()
+            for (event_id, member, body), key in zip(rows, keys):
+                if key in done:
+                    continue
+                if member in members or len(batch) >= self.REDEEM_BATCH:
+                    self.journal.append_seqs(batch)
+                    batch, members = [], set()
+                batch.append(self.redemption(day, key, event_id, member, json.loads(body)))
+                members.add(member)
+            self.journal.append_seqs(batch)
 
-    def redeem_one(self, day: dt.date, event_id: str, member: str, data: dict) -> None:
-        """One redemption event: spent, or recorded as refused with the reason."""
-        key = f"redeem:{event_id}"
-        if self.journal.entry_by_key(key) is not None:
-            return
+    def redemption(self, day: dt.date, key: str, event_id: str, member: str, data: dict) -> NewEntry:
+        """The entry of one redemption event: spent, or recorded as refused with the reason."""
         try:
-            self.journal.redeem(member, data["points"], data["use"], day, key=key,
-                                events=(event_id,), recorded=self.recorded)
+            entry = self.journal.redemption_entry(member, data["points"], data["use"], day, key=key,
+                                                  events=(event_id,), recorded=self.recorded)
             self.report.redemptions += 1
             self.report.redeemed_points += data["points"]
-        except IdempotencyConflict:
-            # Another run recorded this redemption (spent or refused) first: it is done.
-            done = self.journal.entry_by_key(key)
-            if done is None or done.events != (event_id,):
-                raise
-            return
         except InsufficientPoints as exc:
-            self.journal.append([NewEntry(
+            entry = NewEntry(
                 key=key, effective=day, postings=(), recorded=self.recorded, step="redeem",
                 events=(event_id,), memo={"refused": str(exc), "member": member,
-                                          "points": data["points"], "use": data["use"]})])
+                                          "points": data["points"], "use": data["use"]})
             self.report.refused_redemptions.append((event_id, member, str(exc)))
         self.report.entries += 1
+        return entry
 
     def expire(self, as_of: dt.date) -> None:
         if as_of > self.until or (self.done_until is not None and as_of <= self.done_until):
@@ -301,6 +311,9 @@ class Runner:
         # After the first call, only lots expiring since the last one are read; a grant
         # made this run with an expiry already past resets that (stale_lots).
         since = None if self.stale_lots else self.expired_upto
+        if since is not None and not self.expiring_by(as_of):
+            self.expired_upto = as_of  # nothing expires in (since, as_of]: no step to take
+            return
         # One expiry date at a time: the journal holds every lot of one call in memory,
         # and the last call of a run (to --until) would otherwise take in the lots of
         # every remaining month at once. Same entries, in the same order (date, member).
@@ -316,6 +329,14 @@ class Runner:
                 self.report.expired_points += points
                 self.report.entries += entries
         self.expired_upto, self.stale_lots = as_of, False
+
+    def expiring_by(self, as_of: dt.date) -> bool:
+        """Whether a lot expires after the last expiry and up to `as_of`: most days none
+        does, and then the day needs no transaction (one index probe, the range the
+        expiry itself would read)."""
+        return self.conn.execute(
+            "SELECT 1 FROM postings WHERE expires IS NOT NULL AND expires > ? AND expires <= ? LIMIT 1",
+            (self.expired_upto.isoformat(), as_of.isoformat())).fetchone() is not None
 
     def mark(self) -> None:
         marker = marker_entry(self.until, self.wm, self.rules.hashes, recorded=self.recorded,

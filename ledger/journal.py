@@ -101,6 +101,14 @@ def _make_entry(r: Sequence, postings: list[Posting]) -> Entry:
     )
 
 
+def _check_redemption(member: str, points: int, use: str, effective: dt.date) -> None:
+    if not valid_id(member):
+        raise InvalidAccount(f"invalid member id {member!r}")
+    kinds.check_use(use)
+    check_points("points to redeem", points)
+    _check_date("effective", effective)
+
+
 class Journal:
     """Appends to and reads the journal of one apsw connection."""
 
@@ -300,14 +308,10 @@ class Journal:
     def redeem(self, member: str, points: int, use: str, effective: dt.date, *, key: str,
                events: Iterable[str] = (), recorded: str | dt.date | None = None) -> Entry:
         """Spend `points` for `use` (see `operations.redemption`). InsufficientPoints if short."""
-        if not valid_id(member):
-            raise InvalidAccount(f"invalid member id {member!r}")
-        kinds.check_use(use)
-        check_points("points to redeem", points)
-        _check_date("effective", effective)
+        _check_redemption(member, points, use, effective)
         events = tuple(events)
         with self._txn():
-            old = self.entry_by_key(key)
+            old = self.entry_by_key(key) if self.stored_keys([key]) else None
             if old is not None:
                 spent = -sum(p.amount for p in old.postings if p.account.startswith("member:"))
                 members = {p.account.split(":")[1] for p in old.postings
@@ -317,10 +321,25 @@ class Journal:
                     raise IdempotencyConflict(
                         f"key {key!r} is already used by entry {old.seq} with a different redemption")
                 return old
-            lots = self._spendable(member, kinds.kinds_for_use(use), effective.isoformat())
-            entry = operations.redemption(key=key, member=member, points=points, use=use, lots=lots,
-                                          effective=effective, events=events, recorded=recorded)
-            return self.append([entry])[0]
+            return self.append([self.redemption_entry(member, points, use, effective, key=key,
+                                                      events=events, recorded=recorded)])[0]
+
+    def redemption_entry(self, member: str, points: int, use: str, effective: dt.date, *, key: str,
+                         events: Iterable[str] = (), recorded: str | dt.date | None = None) -> NewEntry:
+        """The entry `redeem` would append, from the member's lots as stored now, without
+        the idempotency check or the write (the run engine batches a day's redemptions
+        of distinct members). InsufficientPoints if short."""
+        _check_redemption(member, points, use, effective)
+        lots = self._spendable(member, kinds.kinds_for_use(use), effective.isoformat())
+        return operations.redemption(key=key, member=member, points=points, use=use, lots=lots,
+                                     effective=effective, events=tuple(events), recorded=recorded)
+
+    def stored_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` that entries already use (one index probe each)."""
+        if not keys:
+            return set()
+        return {k for (k,) in self.conn.execute(
+            "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))}
 
     def expire(self, as_of: dt.date, recorded: str | dt.date | None = None) -> list[Entry]:
         """Move what is left of every lot with expires <= as_of to system:expired.
