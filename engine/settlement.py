@@ -103,8 +103,9 @@ class Checkpointer:
         self.deferred: list[tuple] = []
         self.noted: set[str] = set()  # no-pay-date records queued by this checkpoint
         self.arrival = None
-        self.budget_left = (self.j.account_balance(budget_account(lc.name), budget.kind)
-                            if budget else None)
+        # (the journal's cached balance, read on from the last posting it saw)
+        self.budget_left = (self.j.current_balances([(budget_account(lc.name), budget.kind)])[
+            (budget_account(lc.name), budget.kind)] if budget else None)
         self.owed = self.load_receivables()
         self.batch: list[NewEntry] = []
         self.pending: list[list] = []  # grant records whose entry seq is known after flush

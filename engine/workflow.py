@@ -368,7 +368,7 @@ class Runner:
         """One step of this run in its own transaction. The journal's head is noted
         before the lock is released, so a different head at the next step can only
         mean that another process wrote in between."""
-        with db.transaction(self.conn):
+        with self.journal.transaction():
             yield
             self.last_seq = self.head()
 

@@ -141,6 +141,11 @@ class Journal:
         finally:
             self._pending = None
 
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A caller's transaction over several appends (nested use joins the outer
+        one); the balance cache keeps what it learnt once it commits."""
+        return self._txn()
+
     def current_balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Current balance of each (account, kind), all dates (cache + one query each)."""
         cache = balance_cache(self.conn)
@@ -454,7 +459,9 @@ class Journal:
             credited = sum(p.amount for p in credits)
             taken = self.conn.execute(
                 "SELECT COALESCE(SUM(p.amount), 0) FROM entries e JOIN postings p ON p.entry = e.seq"
-                " WHERE e.reverses = ? AND p.account = ? AND p.amount > 0",
+                # `+p.account`: found through the reversals of entry_seq (few), not
+                # through every posting of the source account (a budget's are many).
+                " WHERE e.reverses = ? AND +p.account = ? AND p.amount > 0",
                 (entry_seq, source)).fetchone()[0]
             if amount > credited - taken:
                 raise InvalidEntry(
