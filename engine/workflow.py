@@ -274,7 +274,8 @@ class Runner:
         # reads only its member's lots, which no other member's entry changes.
         with self.own():
             keys = [f"redeem:{event_id}" for event_id, _, _ in rows]
-            done = self.journal.stored_keys(keys)
+            done = {k for (k,) in self.conn.execute(
+                "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))}
             batch: list[NewEntry] = []
             members: set[str] = set()
             for (event_id, member, body), key in zip(rows, keys):

@@ -35,7 +35,7 @@ from points.ledger.append import check_date as _check_date
 from points.ledger.append import write_batch
 from points.ledger.errors import IdempotencyConflict, InvalidAccount, InvalidEntry, LedgerError
 from points.ledger.hashing import GENESIS, canonical
-from points.ledger.lots import REMAINING, REMAINING_AS_OF
+from points.ledger.lots import REMAINING, REMAINING_AS_OF, spendable
 from points.ledger.model import Entry, Lot, NewEntry, Posting
 from points.ledger.operations import check_points
 
@@ -141,10 +141,7 @@ class Journal:
         finally:
             self._pending = None
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
-        """A caller's transaction over several appends (nested use joins the outer
-        one); the balance cache keeps what it learnt once it commits."""
-        return self._txn()
+    transaction = _txn  # a caller's steps over several appends: the balance cache keeps what they learn
 
     def current_balances(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Current balance of each (account, kind), all dates (cache + one query each)."""
@@ -291,18 +288,6 @@ class Journal:
         out.sort(key=lambda l: (l.expires, _RANK[l.kind], l.id))
         return out
 
-    def _spendable(self, member: str, kind_names: Sequence[str], day: str) -> list[list]:
-        """[id, kind, expires, remaining] of lots spendable on `day` (not expired, remaining > 0)."""
-        accts = [f"member:{member}:{k}" for k in kind_names]
-        rows = self.conn.execute(
-            "SELECT p.id, p.kind, p.expires, " + REMAINING +
-            " FROM postings p JOIN entries e ON e.seq = p.entry"
-            f" WHERE p.account IN ({','.join('?' * len(accts))}) AND p.amount > 0"
-            " AND p.expires >= ? AND e.effective <= ?",
-            (*accts, day, day),
-        ).fetchall()
-        return [list(r) for r in rows if r[3] > 0]
-
     # ------------------------------------------------------------------ operations
 
     def fund_budget(self, campaign: str, kind: str, amount: int, effective: dt.date,
@@ -316,7 +301,7 @@ class Journal:
         _check_redemption(member, points, use, effective)
         events = tuple(events)
         with self._txn():
-            old = self.entry_by_key(key) if self.stored_keys([key]) else None
+            old = self.entry_by_key(key)
             if old is not None:
                 spent = -sum(p.amount for p in old.postings if p.account.startswith("member:"))
                 members = {p.account.split(":")[1] for p in old.postings
@@ -331,20 +316,12 @@ class Journal:
 
     def redemption_entry(self, member: str, points: int, use: str, effective: dt.date, *, key: str,
                          events: Iterable[str] = (), recorded: str | dt.date | None = None) -> NewEntry:
-        """The entry `redeem` would append, from the member's lots as stored now, without
-        the idempotency check or the write (the run engine batches a day's redemptions
-        of distinct members). InsufficientPoints if short."""
+        """The entry `redeem` would append (lots as stored now), without the idempotency
+        check or the write: the run batches a day's redemptions. InsufficientPoints if short."""
         _check_redemption(member, points, use, effective)
-        lots = self._spendable(member, kinds.kinds_for_use(use), effective.isoformat())
+        lots = spendable(self.conn, member, kinds.kinds_for_use(use), effective.isoformat())
         return operations.redemption(key=key, member=member, points=points, use=use, lots=lots,
                                      effective=effective, events=tuple(events), recorded=recorded)
-
-    def stored_keys(self, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` that entries already use (one index probe each)."""
-        if not keys:
-            return set()
-        return {k for (k,) in self.conn.execute(
-            "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?))", (json.dumps(keys),))}
 
     def expire(self, as_of: dt.date, recorded: str | dt.date | None = None) -> list[Entry]:
         """Move what is left of every lot with expires <= as_of to system:expired.
@@ -459,15 +436,14 @@ class Journal:
             credited = sum(p.amount for p in credits)
             taken = self.conn.execute(
                 "SELECT COALESCE(SUM(p.amount), 0) FROM entries e JOIN postings p ON p.entry = e.seq"
-                # `+p.account`: found through the reversals of entry_seq (few), not
-                # through every posting of the source account (a budget's are many).
+                # `+p.account`: through entry_seq's reversals, not every posting of a budget
                 " WHERE e.reverses = ? AND +p.account = ? AND p.amount > 0",
                 (entry_seq, source)).fetchone()[0]
             if amount > credited - taken:
                 raise InvalidEntry(
                     f"cannot reverse {amount} points of entry {entry_seq}: it credited {credited},"
                     f" earlier reversals took {taken}, {credited - taken} left")
-            lots = self._spendable(member, (kind,), effective.isoformat())
+            lots = spendable(self.conn, member, (kind,), effective.isoformat())
             entry = operations.reversal(orig, amount, lots, effective, key=key, events=events,
                                         memo=memo, recorded=recorded, rules_hash=rules_hash)
             return self.append([entry])[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["REMAINING", "REMAINING_AS_OF", "expiring_points"]
+__all__ = ["REMAINING", "REMAINING_AS_OF", "expiring_points", "spendable"]
 
 REMAINING = "p.amount + COALESCE((SELECT SUM(d.amount) FROM postings d WHERE d.lot = p.id), 0)"
 
@@ -29,3 +29,17 @@ def expiring_points(conn, campaign: str, after: dt.date, upto: dt.date) -> int:
         " WHERE e.campaign = ? AND p.expires IS NOT NULL AND p.amount > 0"
         " AND p.expires > ? AND p.expires <= ?",
         (campaign, after.isoformat(), upto.isoformat())).fetchone()[0]
+
+
+def spendable(conn, member: str, kind_names, day: str) -> list[list]:
+    """[id, kind, expires, remaining] of the member's lots of those kinds spendable on
+    `day` (granted by then, not expired, something left)."""
+    accts = [f"member:{member}:{k}" for k in kind_names]
+    rows = conn.execute(
+        "SELECT p.id, p.kind, p.expires, " + REMAINING +
+        " FROM postings p JOIN entries e ON e.seq = p.entry"
+        f" WHERE p.account IN ({','.join('?' * len(accts))}) AND p.amount > 0"
+        " AND p.expires >= ? AND e.effective <= ?",
+        (*accts, day, day),
+    ).fetchall()
+    return [list(r) for r in rows if r[3] > 0]
