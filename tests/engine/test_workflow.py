@@ -157,6 +157,26 @@ def test_refused_redemption_is_recorded_with_its_reason(world, tmp_path):
     assert "101 requested" in memo["refused"]
 
 
+def test_one_days_redemptions_see_each_other_in_event_order(world, tmp_path):
+    # A day's redemptions are written together: a member's later redemption that day must
+    # see what the earlier ones spent, whoever redeemed in between.
+    rules = rules_dir(tmp_path, BASIC.format(amount="100", when="spend > 0"))
+    world.add(pay("pa", "A", "2026-03-05T10:00:00", 1), pay("pb", "B", "2026-03-05T10:00:00", 1))
+    day = "2026-04-15T"
+    world.add(*({"id": i, "type": "redemption", "member": m, "at": day + t, "points": n, "use": "fare"}
+                for i, m, t, n in (("r1", "A", "09:00:00", 60), ("r2", "B", "10:00:00", 30),
+                                   ("r3", "A", "11:00:00", 60), ("r4", "A", "12:00:00", 40))))
+    report = run(world, rules, "2026-04-30")
+    assert [e for e, _, _ in report.refused_redemptions] == ["r3"]
+    assert "40 points spendable" in world.journal.entry_by_key("redeem:r3").memo["refused"]
+    assert (report.redemptions, report.redeemed_points) == (3, 130)
+    assert world.balance("A")["limited"] == 0 and world.balance("B")["limited"] == 70
+    seqs = [world.journal.entry_by_key(f"redeem:r{i}").seq for i in (1, 2, 3, 4)]
+    assert seqs == sorted(seqs)  # written in event order
+    assert run(world, rules, "2026-04-30").redemptions == 0  # a re-run writes nothing
+    assert verify(world.conn).ok
+
+
 def test_time_of_day_window_edges_and_weekdays(world, tmp_path):
     rules = rules_dir(tmp_path, """
         campaign t "test"
