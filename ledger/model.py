@@ -33,9 +33,16 @@ class Memo(dict):
     """A memo dict that carries its canonical JSON text (`hashing.canonical` of the same
     dict), written by the code that built both from the same values
     (`operations.grant_maker`), so the writer stores and hashes `text` instead of
-    encoding the dict again. Not to be changed after it is made."""
+    encoding the dict again. Read-only: a change would leave `text` stale (the stored
+    memo would then differ from the hashed one), so every mutator raises."""
 
     __slots__ = ("text",)
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("a Memo is read-only: build a new one")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = pop = popitem = setdefault = clear = _read_only
 
 
 @attrs.frozen

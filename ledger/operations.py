@@ -131,9 +131,7 @@ def grant_maker(*, effective: dt.date, source: str, kind: str, recorded: str | d
         else:
             postings = (Posting(source, kind, -amount), Posting(member_account(member, kind), kind, amount, expires))
         if plain and type(member) is str and type(target) is int_:
-            m = Memo(fixed)
-            m["member"] = member
-            m["target"] = target
+            m = Memo(fixed, member=member, target=target)
             m.text = f"{head}{_jstr(member)}{mid}{target!r}{tail}"
         else:
             m = {**fixed, "member": member, "target": target}

@@ -7,6 +7,7 @@ import pytest
 
 from points.engine.lottery import pick_winners
 from points.ledger import db, operations
+from points.ledger.accounts import FUNDING
 from points.ledger.errors import InsufficientPoints, InvalidAccount, InvalidEntry
 from points.ledger.hashing import canonical
 from points.ledger.journal import Journal
@@ -129,3 +130,15 @@ def test_grant_maker_refuses_what_grant_refuses():
     odd = operations.grant_maker(effective=D(2024, 1, 1), source="system:funding", kind="basic",
                                  memo={"share": 0.5})("g", "W1", 5, 0, D(2024, 2, 1), (), 5)
     assert type(odd.memo) is dict and odd.memo == {"share": 0.5, "member": "W1", "target": 5}
+
+
+def test_a_prepared_memo_cannot_be_changed_after_its_text_is_written():
+    make = operations.grant_maker(effective=dt.date(2025, 2, 26), source=FUNDING, kind="basic",
+                                  memo={"award": "monthly", "period": "2025-02"})
+    memo = make("k", "W1", 10, 0, None, (), 10).memo
+    assert memo.text == canonical(dict(memo))
+    for change in (lambda m: m.__setitem__("target", 11), lambda m: m.update(target=11),
+                   lambda m: m.pop("target"), lambda m: m.setdefault("x", 1), lambda m: m.clear()):
+        with pytest.raises(TypeError):
+            change(memo)
+    assert memo["target"] == 10 and memo.text == canonical(dict(memo))
