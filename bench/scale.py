@@ -21,8 +21,9 @@ Then the run's results are checked (read-only, not timed):
 - one card cycle (period 2025-06) recomputed independently from the events by
   the per-event loop of bench.settlement (`card_loop`) equals, member by member,
   the net points the journal holds for that period of jwest-card;
-- for a seeded sample of members, each balance per kind equals the sum of what
-  their open lots have left (Journal.balance against Journal.lots: two reads).
+- for a seeded sample of members, each balance per kind on 2026-05-31 equals the sum
+  of what their open lots have left that day (Journal.balance against Journal.lots:
+  two reads), and at --until the trial balance above.
 
 Time grows linearly when the CPU cost per event stays the same from one point
 to the next: the rows print that cost and its ratio to the previous point.
@@ -50,6 +51,9 @@ RSS_LIMIT_MB = 300
 # The card cycle recomputed by the check: period 2025-06 is the cycle 2025-05-16 .. 2025-06-15.
 CHECK_PERIOD, CHECK_CYCLE = "2025-06", (dt.date(2025, 5, 16), dt.date(2025, 6, 15))
 SAMPLE_MEMBERS = 1_000
+# Sampled balances are compared on a day when members hold points (after the year-end
+# payment, before the redemptions and the expiries that empty most accounts by --until).
+SAMPLE_DAY = dt.date(2026, 5, 31)
 
 #: Runs `points` (the console script's own function) in this child and writes its
 #: peak RSS in KiB (VmHWM) to argv[1] at exit.
@@ -131,9 +135,9 @@ def check(path: str, n: int) -> dict:
         sample = sorted({f"W{rng.randrange(members):08d}" for _ in range(SAMPLE_MEMBERS)})
         points = 0
         for m in sample:
-            bal = journal.balance(m)
+            bal = journal.balance(m, SAMPLE_DAY)
             left: dict[str, int] = dict.fromkeys(bal, 0)
-            for lot in journal.lots(m):
+            for lot in journal.lots(m, SAMPLE_DAY):
                 left[lot.kind] = left.get(lot.kind, 0) + lot.remaining
             assert bal == left, f"{m}: balance {bal} but open lots hold {left}"
             points += sum(bal.values())
@@ -177,7 +181,8 @@ def measure(n: int, work: str, echo=print, keep: bool = False) -> dict:
         c = out["check"]
         echo(f"  scale {n:,}: checked in {time.perf_counter() - t0:.0f} s: trial balance zero; card period"
              f" {CHECK_PERIOD}: {c['card_members']:,} members, {c['card_points']:,} points as the loop"
-             f" computes them; {c['sampled']:,} sampled balances equal their open lots")
+             f" computes them; {c['sampled']:,} sampled balances on {SAMPLE_DAY} ({c['sampled_points']:,} points)"
+             " equal their open lots")
     except AssertionError as exc:
         out["check"] = dict(error=str(exc))
         echo(f"  scale {n:,}: CHECK FAILED: {exc}")
@@ -223,7 +228,7 @@ def rows_of(results: dict[int, dict]) -> list[dict]:
             note=c.get("error") or (f"trial balance zero per kind; card period {CHECK_PERIOD} recomputed by"
                                      f" bench.settlement.card_loop: {c['card_members']:,} members,"
                                      f" {c['card_points']:,} points, equal; {c['sampled']:,} sampled"
-                                     " balances equal their open lots")))
+                                     f" balances on {SAMPLE_DAY} ({c['sampled_points']:,} points) equal their open lots")))
     return rows
 
 
