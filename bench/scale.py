@@ -44,6 +44,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench.import_events import CLI_LAUNCHER
+
 ROOT = Path(__file__).resolve().parent.parent
 UNTIL = dt.date(2027, 4, 1)
 STAGES = ("import", "run", "verify")
@@ -55,21 +57,8 @@ SAMPLE_MEMBERS = 1_000
 # payment, before the redemptions and the expiries that empty most accounts by --until).
 SAMPLE_DAY = dt.date(2026, 5, 31)
 
-#: Runs `points` (the console script's own function) in this child and writes its
-#: peak RSS in KiB (VmHWM) to argv[1] at exit.
-LAUNCHER = """
-import atexit, sys
-out = sys.argv.pop(1)
-def hwm():
-    with open("/proc/self/status") as f:
-        kb = next((l.split()[1] for l in f if l.startswith("VmHWM:")), "0")
-    with open(out, "w") as f:
-        f.write(kb)
-atexit.register(hwm)
-from points.cli.main import main
-sys.argv[0] = "points"
-main()
-"""
+#: Runs `points` in a child and writes its peak RSS in KiB (VmHWM) to argv[1] at exit.
+LAUNCHER = CLI_LAUNCHER
 
 
 # ---------------------------------------------------------------- the children

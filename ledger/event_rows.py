@@ -113,10 +113,7 @@ def builder_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
     fields = schema.fields_of(type_)
     names = [f.name for f in fields]
     consts: dict[str, Any] = {"allowed": frozenset(names)}
-    years = (f"{AT_YEARS[0]:04d}", f"{AT_YEARS[1]:04d}")
-    # The years of a century are the two leading digits: one comparison.
-    in_years = (f"at[:2] != {years[0][:2]!r}" if years == (years[0][:2] + "00", years[0][:2] + "99")
-                else f"not {years[0]!r} <= at[:4] <= {years[1]!r}")
+    in_years = _outside_years("at")
     lines = [
         "def build(r):",
         "    if not r.keys() <= allowed: return None",
@@ -143,15 +140,32 @@ def builder_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
             continue
         lines += ["    " + line for line in _field_lines(f, f.name, consts)]
         pieces[f.name] = "{j_" + f.name + "}"
+    lines += _row_lines(type_, names, pieces)
+    return "\n".join(lines) + "\n", consts
+
+
+def _outside_years(at: str) -> str:
+    """The generated test that a canonical datetime `at` is outside AT_YEARS (the years of
+    a century are its two leading digits: one comparison)."""
+    years = (f"{AT_YEARS[0]:04d}", f"{AT_YEARS[1]:04d}")
+    if years == (years[0][:2] + "00", years[0][:2] + "99"):
+        return f"{at}[:2] != {years[0][:2]!r}"
+    return f"not {years[0]!r} <= {at}[:4] <= {years[1]!r}"
+
+
+def _row_lines(type_: str, names: list[str], pieces: dict[str, str]) -> list[str]:
+    """The generated end of a row builder: the self-reference check, the canonical body
+    (keys in sorted order, `"key":value` joined by commas; `pieces` holds each value's
+    f-string part) and the stored row."""
+    lines = []
     if "ref" in names:
         lines.append("    if v_ref == id_: return None  # normalise words this error")
-    # The canonical body: keys in sorted order, `"key":value` joined by commas.
     text = ",".join(f'"{name}":{pieces[name]}' for name in sorted(pieces))
     lines.append(f"    body = f'{{{{{text}}}}}'")
     amount = "v_amount" if "amount" in names else "None"
     ref = "v_ref" if "ref" in names else "None"
     lines.append(f"    return (id_, {type_!r}, member, at, day, at[11:], weekday, {amount}, {ref}, body)")
-    return "\n".join(lines) + "\n", consts
+    return lines
 
 
 _SHARED = {

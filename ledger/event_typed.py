@@ -32,9 +32,9 @@ try:
 except ImportError:  # an environment installed before msgspec became a dependency
     msgspec = None
 
-from points.ledger.event_checks import AT_YEARS, MAX_ID, MAX_TEXT
+from points.ledger.event_checks import MAX_ID, MAX_TEXT
 from points.ledger.event_decl import BOOL, CHOICE, DATE, DATE_OF_AT, INT, LIST, TEXT
-from points.ledger.event_rows import _SHARED, _json, _plain
+from points.ledger.event_rows import _SHARED, _json, _outside_years, _plain, _row_lines
 from points.ledger.event_schema import AT, ID, MEMBER, Field, Schema
 
 __all__ = ["Typed", "finisher_source", "typed_for"]
@@ -119,9 +119,7 @@ def finisher_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
     fields = schema.fields_of(type_)
     names = [f.name for f in fields]
     consts: dict[str, Any] = {}
-    years = (f"{AT_YEARS[0]:04d}", f"{AT_YEARS[1]:04d}")
-    in_years = (f"at[:2] != {years[0][:2]!r}" if years == (years[0][:2] + "00", years[0][:2] + "99")
-                else f"not {years[0]!r} <= at[:4] <= {years[1]!r}")
+    in_years = _outside_years("at")
     required = sum(1 for f in fields if f.required)  # `type` among them
     lines = [
         "def finish(s, text):",
@@ -146,13 +144,7 @@ def finisher_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
         lines += ["    " + line for line in _field_lines(f, f.name, consts)]
         pieces[f.name] = "{j_" + f.name + "}"
     lines.append("    if count(text, '\":') != keys: return None  # a key repeated")
-    if "ref" in names:
-        lines.append("    if v_ref == id_: return None  # normalise words this error")
-    text = ",".join(f'"{name}":{pieces[name]}' for name in sorted(pieces))
-    lines.append(f"    body = f'{{{{{text}}}}}'")
-    amount = "v_amount" if "amount" in names else "None"
-    ref = "v_ref" if "ref" in names else "None"
-    lines.append(f"    return (id_, {type_!r}, member, at, day, at[11:], weekday, {amount}, {ref}, body)")
+    lines += _row_lines(type_, names, pieces)
     return "\n".join(lines) + "\n", consts
 
 
