@@ -122,26 +122,45 @@ def builder_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
         " or not id_.isprintable() or id_.strip() != id_: return None",
         "    member = r.get('member')",
         "    if type(member) is not str: return None",
-        "    if member not in good_members:",
-        "        try: check_member(member)",
-        "        except Invalid: return None",
+        *_MEMBER_CHECK,
         "    at = r.get('at')",
         "    if type(at) is not str: return None",
         "    at = fast_datetime(at)",
-        f"    if at is None or {in_years}: return None",
-        "    day = at[:10]",
-        "    weekday = weekdays.get(day)",
-        "    if weekday is None: weekday = weekday_of(day)",
+        *_day_lines(in_years),
     ]
+    pieces = _field_parts(type_, fields, consts, _field_lines, lines)
+    lines += _row_lines(type_, names, pieces)
+    return "\n".join(lines) + "\n", consts
+
+
+# Generated lines both decoders share (event_typed builds its finisher from them too).
+_MEMBER_CHECK = (
+    "    if member not in good_members:",
+    "        try: check_member(member)",
+    "        except Invalid: return None",
+)
+
+
+def _day_lines(in_years: str) -> list[str]:
+    """The generated check of the canonical datetime `at` and its day and weekday."""
+    return [f"    if at is None or {in_years}: return None",
+            "    day = at[:10]",
+            "    weekday = weekdays.get(day)",
+            "    if weekday is None: weekday = weekday_of(day)"]
+
+
+def _field_parts(type_: str, fields, consts: dict[str, Any], field_lines, lines: list[str]) -> dict[str, str]:
+    """Appends to `lines` the generated code of each field beyond id, type, member and at
+    (`field_lines(field, var, consts)`, the decoder's own); returns each body key's
+    f-string part for `_row_lines`."""
     pieces = {"id": "{quote(id_)}", "type": _json(type_).replace("{", "{{"),
               "member": "{quote(member)}", "at": '"{at}"'}
     for f in fields:
         if f.name in pieces:
             continue
-        lines += ["    " + line for line in _field_lines(f, f.name, consts)]
+        lines += ["    " + line for line in field_lines(f, f.name, consts)]
         pieces[f.name] = "{j_" + f.name + "}"
-    lines += _row_lines(type_, names, pieces)
-    return "\n".join(lines) + "\n", consts
+    return pieces
 
 
 def _outside_years(at: str) -> str:

@@ -34,7 +34,8 @@ except ImportError:  # an environment installed before msgspec became a dependen
 
 from points.ledger.event_checks import MAX_ID, MAX_TEXT
 from points.ledger.event_decl import BOOL, CHOICE, DATE, DATE_OF_AT, INT, LIST, TEXT
-from points.ledger.event_rows import _SHARED, _json, _outside_years, _plain, _row_lines
+from points.ledger.event_rows import (_MEMBER_CHECK, _SHARED, _day_lines, _field_parts, _json, _outside_years, _plain,
+                                      _row_lines)
 from points.ledger.event_schema import AT, ID, MEMBER, Field, Schema
 
 __all__ = ["Typed", "finisher_source", "typed_for"]
@@ -126,23 +127,12 @@ def finisher_source(schema: Schema, type_: str) -> tuple[str, dict[str, Any]]:
         "    id_ = s.f_id",
         "    if not id_.isascii() or not id_.isprintable() or id_.strip() != id_: return None",
         "    member = s.f_member",
-        "    if member not in good_members:",
-        "        try: check_member(member)",
-        "        except Invalid: return None",
+        *_MEMBER_CHECK,
         "    at = fast_datetime(s.f_at)",
-        f"    if at is None or {in_years}: return None",
-        "    day = at[:10]",
-        "    weekday = weekdays.get(day)",
-        "    if weekday is None: weekday = weekday_of(day)",
+        *_day_lines(in_years),
         f"    keys = {required}",
     ]
-    pieces = {"id": "{quote(id_)}", "type": _json(type_).replace("{", "{{"),
-              "member": "{quote(member)}", "at": '"{at}"'}
-    for f in fields:
-        if f.name in pieces:
-            continue
-        lines += ["    " + line for line in _field_lines(f, f.name, consts)]
-        pieces[f.name] = "{j_" + f.name + "}"
+    pieces = _field_parts(type_, fields, consts, _field_lines, lines)
     lines.append("    if count(text, '\":') != keys: return None  # a key repeated")
     lines += _row_lines(type_, names, pieces)
     return "\n".join(lines) + "\n", consts
