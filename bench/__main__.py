@@ -106,7 +106,8 @@ def machine() -> str:
 def bench_import(size: dict, work: str, echo) -> list[dict]:
     """`points import` (a child through the CLI, on a fresh database) beside the issue's
     stdlib floor (a child: json.loads per line, a SHA-256 chain, executemany into a table
-    with a UNIQUE id) on the same file; the verdict on CPU seconds (wall in the note)."""
+    with a UNIQUE id) on the same file; the verdict on CPU seconds (wall in the note).
+    Beside it for information, the same script storing the events table the import keeps."""
     from bench import import_events as ie
     from bench import workloads as wl
 
@@ -120,9 +121,10 @@ def bench_import(size: dict, work: str, echo) -> list[dict]:
          f"{os.path.getsize(jsonl) / 1e6:.0f} MB, csv {os.path.getsize(csvf) / 1e6:.0f} MB")
     imp = ie.cli_import(jsonl, os.path.join(work, "imp-j.db"))
     flo = ie.floor_import(jsonl, os.path.join(work, "floor.db"))
-    assert flo["lines"] == n, flo
+    tab = ie.floor_import(jsonl, os.path.join(work, "floor-table.db"), ie.FLOOR_TABLE_SCRIPT)
+    assert flo["lines"] == n == tab["lines"], (flo, tab)
     imp_csv = ie.cli_import(csvf, os.path.join(work, "imp-c.db"))
-    cpu, floor = n / imp["cpu"], n / flo["cpu"]
+    cpu, floor, table = n / imp["cpu"], n / flo["cpu"], n / tab["cpu"]
     return [
         dict(name="import JSONL vs stdlib floor (events/s)", subject=cpu, reference=floor, unit="/s",
              ratio=cpu / floor, target=">= 1x", ok=cpu >= floor,
@@ -131,6 +133,11 @@ def bench_import(size: dict, work: str, echo) -> list[dict]:
                   f" peak RSS {imp['rss_mb']:.0f} MB; floor child CPU {flo['cpu']:.2f} s, wall {flo['wall']:.2f} s"
                   f" ({n / flo['wall']:,.0f}/s): json.loads per line, a SHA-256 chain, executemany into a"
                   " table with a UNIQUE id (bench/import_events.py FLOOR_SCRIPT)"),
+        dict(name="import vs script keeping the table", subject=cpu, reference=table, unit="/s",
+             ratio=cpu / table, target="info", ok=None,
+             note=f"the floor's script storing the events table `points import` keeps (its columns and"
+                  f" three secondary indexes, no validation; bench/import_events.py FLOOR_TABLE_SCRIPT):"
+                  f" CPU {tab['cpu']:.2f} s, wall {tab['wall']:.2f} s"),
         dict(name="import CSV (events/s)", subject=n / imp_csv["cpu"], reference=floor, unit="/s",
              ratio=(n / imp_csv["cpu"]) / floor, target="info", ok=None,
              note=f"`points import` of the same events as CSV: CPU {imp_csv['cpu']:.2f} s, wall"

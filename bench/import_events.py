@@ -7,10 +7,14 @@ each in a child process and on the same file:
 - `points init` (not timed) and `points import FILE` through the CLI on that
   fresh database;
 - the stdlib floor of issue 16 (`FLOOR_SCRIPT`): `json.loads` of each line, a
-  SHA-256 chain, `executemany` into a table with a UNIQUE id.
+  SHA-256 chain, `executemany` into a table with a UNIQUE id;
+- the same script keeping the events table `points import` keeps (its columns and
+  its three secondary indexes, `FLOOR_TABLE_SCRIPT`), no validation: what the
+  stored table costs a script.
 
 Prints events/s of wall time and of CPU time (the child's user + system time,
-steadier on a shared machine), the import's peak RSS, and import/floor.
+steadier on a shared machine), the import's peak RSS, import/floor, and the
+import beside the script keeping the same table.
 `time_import` / `time_floor` are the in-process timings `python -m bench` uses.
 """
 
@@ -202,6 +206,48 @@ conn.close()
 print(n + len(rows))
 """
 
+#: The same script keeping the table `points import` keeps: the events table's
+#: columns (type, member, at, day, time, weekday, amount, ref, source besides id,
+#: body and the chain) and its three secondary indexes, created up front as a
+#: script would. No validation, no canonical body, no duplicate or ref checks: a
+#: reference for what the stored table costs, set beside the issue's floor.
+FLOOR_TABLE_SCRIPT = """
+import datetime, hashlib, json, sqlite3, sys
+src, dbpath = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(dbpath)
+conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+             " member TEXT NOT NULL, at TEXT NOT NULL, day TEXT NOT NULL, time TEXT NOT NULL,"
+             " weekday INTEGER NOT NULL, amount INTEGER, ref TEXT, body TEXT NOT NULL, source TEXT NOT NULL,"
+             " prev_hash TEXT NOT NULL, hash TEXT NOT NULL)")
+conn.execute("CREATE INDEX events_type_member ON events(type, member)")
+conn.execute("CREATE INDEX events_type_day ON events(type, day)")
+conn.execute("CREATE INDEX events_ref ON events(ref) WHERE ref IS NOT NULL")
+insert = "INSERT INTO events (id, type, member, at, day, time, weekday, amount, ref, body, source, prev_hash, hash)" \\
+         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+prev, rows, n, weekdays = "0" * 64, [], 0, {}
+with open(src, encoding="utf-8") as f:
+    for i, line in enumerate(f, 1):
+        e = json.loads(line)
+        at = e["at"][:19]
+        day = at[:10]
+        wd = weekdays.get(day)
+        if wd is None:
+            wd = weekdays[day] = datetime.date.fromisoformat(day).weekday()
+        source = f"{src}:{i}"
+        digest = hashlib.sha256((prev + line + source).encode()).hexdigest()
+        rows.append((e["id"], e["type"], e["member"], at, day, at[11:], wd, e.get("amount"), e.get("ref"),
+                     line, source, prev, digest))
+        prev = digest
+        if len(rows) == 5000:
+            conn.executemany(insert, rows)
+            n += len(rows)
+            rows = []
+conn.executemany(insert, rows)
+conn.commit()
+conn.close()
+print(n + len(rows))
+"""
+
 #: Runs `points` (the console script's own function) in this child and writes
 #: its peak RSS (VmHWM: reset by exec, unlike ru_maxrss) to argv[1] at exit.
 CLI_LAUNCHER = """
@@ -251,10 +297,11 @@ def cli_import(src: str, dbpath: str, python: str = sys.executable) -> dict:
     return r
 
 
-def floor_import(src: str, dbpath: str) -> dict:
-    """The stdlib floor of `src` in a child: wall, CPU, lines stored."""
+def floor_import(src: str, dbpath: str, script: str = FLOOR_SCRIPT) -> dict:
+    """The stdlib floor of `src` in a child (or `script`: FLOOR_TABLE_SCRIPT): wall, CPU,
+    lines stored."""
     _fresh(dbpath)
-    r = _child([sys.executable, "-c", FLOOR_SCRIPT, src, dbpath])
+    r = _child([sys.executable, "-c", script, src, dbpath])
     r["lines"] = int(r["out"].split()[-1])
     return r
 
@@ -273,16 +320,19 @@ def compare(sizes: list[int], kinds: list[str], work: str, rounds: int = 1, echo
             for r in range(rounds):
                 imp = cli_import(src, os.path.join(work, "cli.db"))
                 flo = floor_import(src, os.path.join(work, "floor.db"))
-                assert flo["lines"] == n, flo
+                tab = floor_import(src, os.path.join(work, "floor-table.db"), FLOOR_TABLE_SCRIPT)
+                assert flo["lines"] == n == tab["lines"], (flo, tab)
                 row = dict(kind=kind, events=n, round=r + 1, load=os.getloadavg()[0],
                            import_wall=n / imp["wall"], import_cpu=n / imp["cpu"], import_rss_mb=imp["rss_mb"],
-                           floor_wall=n / flo["wall"], floor_cpu=n / flo["cpu"])
+                           floor_wall=n / flo["wall"], floor_cpu=n / flo["cpu"],
+                           table_wall=n / tab["wall"], table_cpu=n / tab["cpu"])
                 results.append(row)
                 echo(f"{kind:5} {n:>9,}  points import {row['import_wall']:>9,.0f}/s wall "
                      f"{row['import_cpu']:>9,.0f}/s CPU  RSS {imp['rss_mb']:5.0f} MB | floor "
                      f"{row['floor_wall']:>9,.0f}/s wall {row['floor_cpu']:>9,.0f}/s CPU | import/floor "
                      f"{row['import_wall'] / row['floor_wall']:.2f}x wall {row['import_cpu'] / row['floor_cpu']:.2f}x CPU"
-                     f"  (load {row['load']:.1f})")
+                     f" | the floor keeping the events table {row['table_cpu']:>9,.0f}/s CPU: import"
+                     f" {row['import_cpu'] / row['table_cpu']:.2f}x  (load {row['load']:.1f})")
             os.remove(src)
     return results
 

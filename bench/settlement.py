@@ -11,7 +11,10 @@ one database file; then, on that same file and connection:
    multiplier from the merchant table by card type x point-up factor, refunded
    payments excluded, max(.., 0));
 2. reference 2 -- a straightforward per-event Python loop over the rows
-   (json.loads of each body, dict per member and tier);
+   (json.loads of each body, dict per member and tier); and the same loop followed
+   by what a script must also do to keep the journal `points run` keeps (an entry
+   per member in canonical JSON, SHA-256 chained, written into the journal's schema:
+   `card_loop_journal`), an information row beside the target;
 3. the engine's evaluation alone (`dsl.evaluator.evaluate` + the award closures);
 4. the engine: `Runner(conn, rules, until).run()` -- evaluation plus posting every
    grant to the journal (hash chain, lots, budget checks), one transaction.
@@ -39,6 +42,7 @@ import argparse
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -138,8 +142,10 @@ def _trunc1000(x: int) -> int:
     return -((-x) // 1000) if x < 0 else x // 1000
 
 
-def card_loop(conn, start: dt.date, end: dt.date, asof: dt.date) -> dict[str, int]:
-    """The straightforward way: every row, json.loads, dicts per member and tier."""
+def card_loop(conn, start: dt.date, end: dt.date, asof: dt.date,
+              sources: dict[str, list[str]] | None = None) -> dict[str, int]:
+    """The straightforward way: every row, json.loads, dicts per member and tier.
+    `sources`: if given, filled with the ids of the events each member's award counts."""
     merchants, point_up = {}, []
     with open(RULES / "data" / "jwest_merchants.csv", encoding="utf-8", newline="") as f:
         for r in csv.DictReader(f):
@@ -180,11 +186,65 @@ def card_loop(conn, start: dt.date, end: dt.date, asof: dt.date) -> dict[str, in
     for id_, member, amount in cashbacks:
         if id_ not in undone_cb and member in totals:
             totals[member] += amount
+    if sources is not None:
+        for id_, member, *_ in payments:
+            if id_ not in undone_pay:
+                sources.setdefault(member, []).append(id_)
+        for id_, member, _ in cashbacks:
+            if id_ not in undone_cb and member in totals:
+                sources.setdefault(member, []).append(id_)
     points = {m: _trunc1000(t) * 5 for m, t in totals.items()}
     for (member, mult), t in tiers.items():
         points[member] += _trunc1000(t) * 5 * (mult - 1)
     return {m: p for m, p in points.items() if p > 0}
 
+
+
+def card_loop_journal(conn, start: dt.date, end: dt.date, asof: dt.date, path: str) -> dict[str, int]:
+    """The loop, then what a script must also do to keep the journal `points run` keeps:
+    one entry per awarded member (its source event ids, a memo, two postings: the
+    member's credit with its expiry, the funding debit) in canonical JSON, each hashed
+    with the previous entry's hash (SHA-256), written with `executemany` in one
+    transaction into a fresh file with the journal's schema (its indexes and its
+    append-only and zero-sum triggers). A reference for what the journal's guarantees
+    cost, not a second engine: no budgets, lots, idempotency keys already there,
+    reversals or checks."""
+    sources: dict[str, list[str]] = {}
+    awards = card_loop(conn, start, end, asof, sources)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    out = db.connect(path)
+    eff, expires, period = asof.isoformat(), "2026-02-28", start.strftime("%Y-%m")
+    prev, seq, pid = "0" * 64, 0, 0
+    entries, postings = [], []
+    dumps = json.dumps
+    for member in sorted(awards):
+        points = awards[member]
+        seq += 1
+        key = f"award:jwest-card:{period}:monthly:{member}"
+        events = dumps(sorted(sources[member]), separators=(",", ":"))
+        memo = dumps({"award": "monthly", "member": member, "period": period, "target": points},
+                     separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        rows = [(pid + 1, seq, 0, "system:funding", "basic", -points, None, None),
+                (pid + 2, seq, 1, f"member:{member}:basic", "basic", points, expires, None)]
+        pid += 2
+        text = dumps({"campaign": "jwest-card", "effective": eff, "events": events, "key": key,
+                      "memo": memo, "postings": rows, "prev_hash": prev, "seq": seq},
+                     separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        h = hashlib.sha256((prev + text).encode()).hexdigest()
+        postings += rows
+        entries.append((seq, key, eff, eff, "jwest-card", "jwest-card.rules", None, f"{period}:monthly",
+                        events, None, memo, prev, h))
+        prev = h
+    with db.transaction(out):
+        out.executemany("INSERT INTO postings(id, entry, idx, account, kind, amount, expires, lot)"
+                        " VALUES (?,?,?,?,?,?,?,?)", postings)
+        out.executemany("INSERT INTO entries(seq, key, effective, recorded, campaign, rule, rules_hash,"
+                        " step, events, reverses, memo, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        entries)
+    out.close()
+    return awards
 
 def journal_awards(conn, campaign: str) -> dict[str, int]:
     """Net points per member that the engine posted for a campaign (grants - reversals)."""
@@ -272,6 +332,9 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     t_sql, by_sql = _timed(card_sql, conn, start, end, until, label="sql")
     t_loop, by_loop = _timed(card_loop, conn, start, end, until, label="loop")
     assert by_sql == by_loop, "hand-written SQL and Python loop disagree"
+    t_loopj, by_loopj = _timed(card_loop_journal, conn, start, end, until, os.path.join(work, "card-loop.db"),
+                               label="loopj")
+    assert by_loopj == by_sql, "the loop that keeps a journal disagrees"
     c0 = time.process_time()
     t_eval, by_eval = eval_only(conn, rules, "jwest-card", until)
     CPU["eval"] = time.process_time() - c0
@@ -285,9 +348,11 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     t_rerun, _ = _timed(Runner(conn, rules, until).run, label="rerun")  # a no-op: all posted
     conn.close()
     guard_rows = pre_run_validation(cli_path, rules, until, t_run)
-    cli_rows = points_run(cli_path, rules_dir, until, by_sql, (t_sql, CPU["sql"]), (t_loop, CPU["loop"]), echo)
+    cli_rows = points_run(cli_path, rules_dir, until, by_sql, (t_sql, CPU["sql"]), (t_loop, CPU["loop"]), echo,
+                          loop_journal=(t_loopj, CPU["loopj"]))
     cpu = dict(CPU)
     echo(f"  CPU seconds: run {cpu['run']:.2f} (Journal.append {cpu['append']:.2f}), eval {cpu['eval']:.2f}, SQL {cpu['sql']:.2f}, loop {cpu['loop']:.2f},"
+         f" loop keeping the journal {cpu['loopj']:.2f},"
          f" no-op re-run {cpu['rerun']:.2f} (run/SQL {cpu['run'] / cpu['sql']:.2f}x, loop/run {cpu['loop'] / cpu['run']:.2f}x)")
     if "cli" in cpu:
         echo(f"  `points run` (CLI): CPU {cpu['cli']:.2f} s = {cpu['cli'] / cpu['loop']:.2f}x the loop,"
@@ -339,7 +404,7 @@ def pre_run_validation(path: str, rules, until: dt.date, t_run: float) -> list[d
 
 
 def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, sql: tuple[float, float],
-               loop: tuple[float, float], echo) -> list[dict]:
+               loop: tuple[float, float], echo, loop_journal: tuple[float, float] | None = None) -> list[dict]:
     """`points --db PATH run --until DATE --rules DIR` as a child process (interpreter start
     and rules loading included), if the CLI is there, against issue 16's targets: no
     slower than the per-event loop (target: twice as fast), within 3x the awards-only SQL.
@@ -372,6 +437,15 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, sql: 
     CPU["cli"] = cpu_cli
     what = ("child process `points --db F run --until 2025-02-26 --allow-future --rules <jwest-card only>`"
             " on a copy of the same imported file (interpreter start and rules loading included)")
+    extra = []
+    if loop_journal is not None:
+        t_lj, cpu_lj = loop_journal
+        extra.append(dict(
+            name="settle card: run vs loop+journal", subject=cpu_cli, reference=cpu_lj, unit="s",
+            ratio=cpu_cli / cpu_lj, target="(info)", ok=None,
+            note=f"the same run: CPU {cpu_cli:.2f} s vs the loop that also writes the journal's rows (an entry"
+                 f" per member, canonical JSON, SHA-256 chain, executemany into the journal's schema;"
+                 f" card_loop_journal) {cpu_lj:.2f} s = {cpu_cli / cpu_lj:.2f}x; wall {t_cli:.2f} s vs {t_lj:.2f} s"))
     return [
         dict(name="settle card: `points run` vs loop", subject=cpu_cli, reference=cpu_loop, unit="s",
              ratio=cpu_cli / cpu_loop, target="<= 1x", ok=cpu_cli <= cpu_loop,
@@ -383,6 +457,7 @@ def points_run(path: str, rules_dir: Path, until: dt.date, expected: dict, sql: 
              ratio=cpu_cli / cpu_sql, target="<= 3x", ok=cpu_cli <= 3 * cpu_sql,
              note=f"the same run: CPU {cpu_cli:.2f} s vs the awards-only SQL {cpu_sql:.2f} s"
                   f" = {cpu_cli / cpu_sql:.2f}x; wall {t_cli:.2f} s vs {t_sql:.2f} s = {t_cli / t_sql:.2f}x"),
+        *extra,
     ]
 
 

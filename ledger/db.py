@@ -402,19 +402,26 @@ def transaction(conn: apsw.Connection, *, immediate: bool = True) -> Iterator[ap
 
 
 @contextlib.contextmanager
-def page_cache(conn: apsw.Connection, kib: int) -> Iterator[apsw.Connection]:
+def page_cache(conn: apsw.Connection, kib: int, dirty_kib: int | None = None) -> Iterator[apsw.Connection]:
     """The connection's page cache at `kib` KiB while the block runs, its own size after.
 
     SQLite also sizes each sorter's in-memory runs by this cache (read when a
     statement starts), so a smaller cache can mean cheaper sorts, a bigger one
     fewer page reads on random index inserts.
+
+    `dirty_kib`: the pages a transaction changed may fill this much (if more than
+    `kib`) before SQLite writes them to the WAL in the middle of the transaction
+    (`PRAGMA cache_spill`); clean pages stay within `kib`.
     """
-    (before,) = conn.execute("PRAGMA cache_size").fetchone()
+    (before,), (spill,) = (conn.execute(f"PRAGMA {p}").fetchone() for p in ("cache_size", "cache_spill"))
+    if dirty_kib is not None:  # in pages
+        conn.execute(f"PRAGMA cache_spill={dirty_kib * 1024 // conn.execute('PRAGMA page_size').fetchone()[0]}")
     conn.execute(f"PRAGMA cache_size=-{kib}")
     try:
         yield conn
     finally:
         conn.execute(f"PRAGMA cache_size={int(before)}")
+        conn.execute(f"PRAGMA cache_spill={int(spill)}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,93 @@
+"""What an entry per member costs the journal: `python -m bench.entry_shape [--members 50000]`.
+
+One card settlement's grants appended with `Journal.append_seqs`, each way on a fresh
+database, alternating, CPU seconds of the appends and their commit:
+
+- as the engine writes them: an entry per member (its key, its source event ids, the
+  member credit with its expiry and the funding debit);
+- as one entry per campaign step would (the alternative issue 16 names): every
+  member's credit in one entry with one funding debit, batches of --batch members.
+
+A measurement for the decision in docs/benchmarks.md ("where it stops"), not a target:
+the engine writes an entry per member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import tempfile
+import time
+
+from points.ledger import db
+from points.ledger.journal import Journal
+from points.ledger.model import NewEntry, Posting
+
+DAY, EXPIRES = dt.date(2025, 2, 26), dt.date(2026, 2, 28)
+
+
+def _fresh(path: str) -> tuple:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    conn = db.connect(path)
+    return conn, Journal(conn)
+
+
+def per_member(awards: list[tuple], path: str, batch: int) -> float:
+    conn, journal = _fresh(path)
+    c0 = time.process_time()
+    with db.transaction(conn):
+        for s in range(0, len(awards), batch):
+            journal.append_seqs([
+                NewEntry(key=f"award:c:2025-02:monthly:{m}", effective=DAY, campaign="c", rule="c.rules",
+                         step="2025-02:monthly", events=ev, memo={"member": m, "target": a},
+                         postings=(Posting("system:funding", "basic", -a),
+                                   Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES)))
+                for m, a, ev in awards[s:s + batch]])
+    cpu = time.process_time() - c0
+    conn.close()
+    return cpu
+
+
+def per_step(awards: list[tuple], path: str, batch: int) -> float:
+    conn, journal = _fresh(path)
+    c0 = time.process_time()
+    with db.transaction(conn):
+        for s in range(0, len(awards), batch):
+            part = awards[s:s + batch]
+            credits = tuple(Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES) for m, a, _ in part)
+            journal.append_seqs([NewEntry(
+                key=f"award:c:2025-02:monthly:{s}", effective=DAY, campaign="c", rule="c.rules",
+                step="2025-02:monthly", events=tuple(e for _, _, ev in part for e in ev),
+                memo={"members": len(part)},
+                postings=(Posting("system:funding", "basic", -sum(a for _, a, _ in part)),) + credits)])
+    cpu = time.process_time() - c0
+    conn.close()
+    return cpu
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.entry_shape", description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=50_000)
+    ap.add_argument("--batch", type=int, default=5_000, help="members per append (the engine's batch)")
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args(argv)
+    rng = random.Random(1)
+    awards = [(f"W{i:08d}", rng.randint(5, 20_000), tuple(f"C{i:07d}-{k}" for k in range(10)))
+              for i in range(args.members)]
+    work = tempfile.mkdtemp(prefix="bench-entry-shape-")
+    for r in range(args.rounds):
+        a = per_member(awards, os.path.join(work, "member.db"), args.batch)
+        b = per_step(awards, os.path.join(work, "step.db"), args.batch)
+        print(f"round {r + 1}: {args.members:,} grants, an entry per member {a:.2f} s CPU,"
+              f" an entry per {args.batch:,} members {b:.2f} s CPU ({b / a:.2f}x)")
+    for name in os.listdir(work):
+        os.remove(os.path.join(work, name))
+    os.rmdir(work)
+
+
+if __name__ == "__main__":
+    main()
