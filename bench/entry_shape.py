@@ -8,8 +8,9 @@ database, alternating, CPU seconds of the appends and their commit:
 - as one entry per campaign step would (the alternative issue 16 names): every
   member's credit in one entry with one funding debit, batches of --batch members.
 
-A measurement for the decision in docs/benchmarks.md ("where it stops"), not a target:
-the engine writes an entry per member.
+A measurement for the decisions in docs/benchmarks.md ("where it stops"), not a target:
+the engine writes an entry per member. --cache-kib and --dirty-kib show what SQLite's
+spilling of a big transaction's pages costs (section 6 there).
 """
 
 from __future__ import annotations
@@ -28,12 +29,23 @@ from points.ledger.model import NewEntry, Posting
 DAY, EXPIRES = dt.date(2025, 2, 26), dt.date(2026, 2, 28)
 
 
+# (cache KiB, changed-pages KiB) set on each fresh connection by --cache-kib / --dirty-kib;
+# None: the journal's own page cache and SQLite's default spill threshold.
+CACHE: list = [None, None]
+
+
 def _fresh(path: str) -> tuple:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
     conn = db.connect(path)
-    return conn, Journal(conn)
+    journal = Journal(conn)  # sets its own cache size: ours after it
+    kib, dirty = CACHE
+    if kib is not None:
+        conn.execute(f"PRAGMA cache_size=-{kib}")
+    if dirty is not None:
+        conn.execute(f"PRAGMA cache_spill={dirty // 4}")  # pages of 4 KiB
+    return conn, journal
 
 
 def per_member(awards: list[tuple], path: str, batch: int) -> float:
@@ -74,7 +86,12 @@ def main(argv=None) -> None:
     ap.add_argument("--members", type=int, default=50_000)
     ap.add_argument("--batch", type=int, default=5_000, help="members per append (the engine's batch)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--cache-kib", type=int, help="page cache (default: the journal's 64 MiB;"
+                    " a run uses 16384)")
+    ap.add_argument("--dirty-kib", type=int, help="changed pages kept before SQLite spills them"
+                    " mid-transaction (a run uses 65536; default: the cache size)")
     args = ap.parse_args(argv)
+    CACHE[:] = [args.cache_kib, args.dirty_kib]
     rng = random.Random(1)
     awards = [(f"W{i:08d}", rng.randint(5, 20_000), tuple(f"C{i:07d}-{k}" for k in range(10)))
               for i in range(args.members)]
