@@ -178,6 +178,20 @@ def time_floor_detail(jsonl: str, source_db: str, raw_db: str) -> tuple[float, f
 
 # ---------------------------------------------------------------- through the CLI, beside the floor
 
+#: The end of both floor scripts below: the chain moves on, rows go to SQLite by
+#: executemany in batches of 5,000, one commit, the count printed.
+_WRITE_IN_BATCHES = """\
+        prev = digest
+        if len(rows) == 5000:
+            conn.executemany(insert, rows)
+            n += len(rows)
+            rows = []
+conn.executemany(insert, rows)
+conn.commit()
+conn.close()
+print(n + len(rows))
+"""
+
 #: The stdlib floor of issue 16, exactly as the issue words it: `json.loads` of
 #: each line, a SHA-256 chain, `executemany` into a table with a unique id
 #: (the standard library's sqlite3, its default journal; the line as read is
@@ -195,16 +209,7 @@ with open(src, encoding="utf-8") as f:
         event = json.loads(line)
         digest = hashlib.sha256((prev + line).encode()).hexdigest()
         rows.append((event["id"], line, prev, digest))
-        prev = digest
-        if len(rows) == 5000:
-            conn.executemany(insert, rows)
-            n += len(rows)
-            rows = []
-conn.executemany(insert, rows)
-conn.commit()
-conn.close()
-print(n + len(rows))
-"""
+""" + _WRITE_IN_BATCHES
 
 #: The same script keeping the table `points import` keeps: the events table's
 #: columns (type, member, at, day, time, weekday, amount, ref, source besides id,
@@ -237,16 +242,7 @@ with open(src, encoding="utf-8") as f:
         digest = hashlib.sha256((prev + line + source).encode()).hexdigest()
         rows.append((e["id"], e["type"], e["member"], at, day, at[11:], wd, e.get("amount"), e.get("ref"),
                      line, source, prev, digest))
-        prev = digest
-        if len(rows) == 5000:
-            conn.executemany(insert, rows)
-            n += len(rows)
-            rows = []
-conn.executemany(insert, rows)
-conn.commit()
-conn.close()
-print(n + len(rows))
-"""
+""" + _WRITE_IN_BATCHES
 
 #: Runs `points` (the console script's own function) in this child and writes
 #: its peak RSS (VmHWM: reset by exec, unlike ru_maxrss) to argv[1] at exit.
