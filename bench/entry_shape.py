@@ -16,12 +16,14 @@ spilling of a big transaction's pages costs (section 6 there).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import random
 import tempfile
 import time
 
+from bench import remove_database
 from points.ledger import db
 from points.ledger.journal import Journal
 from points.ledger.model import NewEntry, Posting
@@ -29,29 +31,35 @@ from points.ledger.model import NewEntry, Posting
 DAY, EXPIRES = dt.date(2025, 2, 26), dt.date(2026, 2, 28)
 
 
-# (cache KiB, changed-pages KiB) set on each fresh connection by --cache-kib / --dirty-kib;
-# None: the journal's own page cache and SQLite's default spill threshold.
+# (cache KiB, changed-pages KiB) from --cache-kib / --dirty-kib, set while the appends
+# run through db.page_cache, as a run sets them; None: the journal's own page cache
+# (64 MiB) and SQLite's default spill threshold.
 CACHE: list = [None, None]
 
 
 def _fresh(path: str) -> tuple:
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_database(path)
     conn = db.connect(path)
-    journal = Journal(conn)  # sets its own cache size: ours after it
+    return conn, Journal(conn)
+
+
+def _appending(conn):
+    """One transaction, with the page cache and spill threshold of --cache-kib / --dirty-kib."""
     kib, dirty = CACHE
-    if kib is not None:
-        conn.execute(f"PRAGMA cache_size=-{kib}")
-    if dirty is not None:
-        conn.execute(f"PRAGMA cache_spill={dirty // 4}")  # pages of 4 KiB
-    return conn, journal
+    if kib is None and dirty is None:
+        return db.transaction(conn)
+    if kib is None:
+        kib = -conn.execute("PRAGMA cache_size").fetchone()[0]  # the journal's, in KiB
+    stack = contextlib.ExitStack()
+    stack.enter_context(db.page_cache(conn, kib, dirty_kib=dirty))
+    stack.enter_context(db.transaction(conn))
+    return stack
 
 
 def per_member(awards: list[tuple], path: str, batch: int) -> float:
     conn, journal = _fresh(path)
     c0 = time.process_time()
-    with db.transaction(conn):
+    with _appending(conn):
         for s in range(0, len(awards), batch):
             journal.append_seqs([
                 NewEntry(key=f"award:c:2025-02:monthly:{m}", effective=DAY, campaign="c", rule="c.rules",
@@ -67,7 +75,7 @@ def per_member(awards: list[tuple], path: str, batch: int) -> float:
 def per_step(awards: list[tuple], path: str, batch: int) -> float:
     conn, journal = _fresh(path)
     c0 = time.process_time()
-    with db.transaction(conn):
+    with _appending(conn):
         for s in range(0, len(awards), batch):
             part = awards[s:s + batch]
             credits = tuple(Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES) for m, a, _ in part)

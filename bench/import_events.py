@@ -34,6 +34,7 @@ import apsw
 from points.ledger import db
 from points.ledger.events import import_files
 
+from bench import remove_database
 from bench.workloads import write_csv
 
 MERCHANTS = ("other", "e5489", "lucua", "daimaru", "isetan", "ekie", "vierra", "piole")
@@ -276,16 +277,11 @@ def _child(cmd: list[str]) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "out": out.decode()}
 
 
-def _fresh(path: str) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
-
 
 def cli_import(src: str, dbpath: str, python: str = sys.executable) -> dict:
     """`points init` (not timed), then `points import` of `src` in a child:
     wall, CPU, peak RSS (MB). `python`: the interpreter (another tree's venv, for an A/B)."""
-    _fresh(dbpath)
+    remove_database(dbpath)
     _child([python, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "init"])
     r = _child([python, "-c", CLI_LAUNCHER, dbpath + ".rss", "--db", dbpath, "import", src])
     with open(dbpath + ".rss") as f:
@@ -296,7 +292,7 @@ def cli_import(src: str, dbpath: str, python: str = sys.executable) -> dict:
 def floor_import(src: str, dbpath: str, script: str = FLOOR_SCRIPT) -> dict:
     """The stdlib floor of `src` in a child (or `script`: FLOOR_TABLE_SCRIPT): wall, CPU,
     lines stored."""
-    _fresh(dbpath)
+    remove_database(dbpath)
     r = _child([sys.executable, "-c", script, src, dbpath])
     r["lines"] = int(r["out"].split()[-1])
     return r

@@ -29,6 +29,7 @@ import time
 
 import apsw
 
+from bench import remove_database
 from points.ledger import db
 from points.ledger.accounts import REDEEMED, budget_account, member_account
 from points.ledger.journal import Journal
@@ -38,19 +39,14 @@ from points.ledger.verify import verify
 KINDS = ("basic", "limited")
 
 
-def _fresh(path: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
-
 
 def run(postings: int, batch: int, members: int, directory: str, seed: int = 1,
         seqs: bool = False) -> dict:
     rnd = random.Random(seed)
     path = os.path.join(directory, "bench-journal.db")
     raw_path = os.path.join(directory, "bench-raw.db")
-    _fresh(path)
-    _fresh(raw_path)
+    remove_database(path)
+    remove_database(raw_path)
     conn = db.connect(path)
     j = Journal(conn)
     budget = budget_account("bench")
@@ -157,7 +153,7 @@ def run(postings: int, batch: int, members: int, directory: str, seed: int = 1,
                          (first, last)).fetchall(),
             conn.execute("SELECT * FROM postings WHERE entry BETWEEN ? AND ? ORDER BY id",
                          (first, last)).fetchall()))
-    _fresh(raw_path)
+    remove_database(raw_path)
     raw = _bare(raw_path)
     t0, c0 = time.perf_counter(), time.process_time()
     for erows, prows in both:

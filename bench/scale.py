@@ -44,6 +44,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench import remove_database
 from bench.import_events import CLI_LAUNCHER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,9 +145,7 @@ def measure(n: int, work: str, echo=print, keep: bool = False) -> dict:
 
     src = os.path.join(work, f"mixed-{n}.jsonl")
     path = os.path.join(work, f"mixed-{n}.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_database(path)
     t0 = time.perf_counter()
     w.write_jsonl(w.mixed(n, max(1, n // 10)), src)
     echo(f"  scale {n:,}: generated in {time.perf_counter() - t0:.0f} s ({os.path.getsize(src) / 1e6:.0f} MB)")
@@ -177,9 +176,7 @@ def measure(n: int, work: str, echo=print, keep: bool = False) -> dict:
         echo(f"  scale {n:,}: CHECK FAILED: {exc}")
     out["db_mb"] = os.path.getsize(path) / 1e6
     if not keep:
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
+        remove_database(path)
     os.remove(src)
     return out
 

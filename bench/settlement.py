@@ -53,6 +53,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench import remove_database
 from bench import workloads as w
 from points.dsl.evaluator import evaluate
 from points.dsl.loader import load_rules
@@ -199,7 +200,6 @@ def card_loop(conn, start: dt.date, end: dt.date, asof: dt.date,
     return {m: p for m, p in points.items() if p > 0}
 
 
-
 def card_loop_journal(conn, start: dt.date, end: dt.date, asof: dt.date, path: str) -> dict[str, int]:
     """The loop, then what a script must also do to keep the journal `points run` keeps:
     one entry per awarded member (its source event ids, a memo, two postings: the
@@ -211,9 +211,7 @@ def card_loop_journal(conn, start: dt.date, end: dt.date, asof: dt.date, path: s
     reversals or checks."""
     sources: dict[str, list[str]] = {}
     awards = card_loop(conn, start, end, asof, sources)
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_database(path)
     out = db.connect(path)
     eff, expires, period = asof.isoformat(), "2026-02-28", start.strftime("%Y-%m")
     prev, seq, pid = "0" * 64, 0, 0
@@ -245,6 +243,7 @@ def card_loop_journal(conn, start: dt.date, end: dt.date, asof: dt.date, path: s
                         entries)
     out.close()
     return awards
+
 
 def journal_awards(conn, campaign: str) -> dict[str, int]:
     """Net points per member that the engine posted for a campaign (grants - reversals)."""
@@ -314,9 +313,7 @@ def card(events: int, members: int, work: str, seed: int = 3, echo=print) -> lis
     """Generate, import, then time the three ways of settling one card cycle."""
     src = os.path.join(work, "card.jsonl")
     path = os.path.join(work, "card.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_database(path)
     w.write_jsonl(w.card_cycle(events, members, seed), src)
     conn = db.connect(path)
     t_import, report = _timed(import_files, conn, [src])
@@ -489,9 +486,7 @@ GROUP BY e.member HAVING spend >= 5000
 def yearend(events: int, members: int, work: str, seed: int = 2025, echo=print) -> list[dict]:
     src = os.path.join(work, "yearend.jsonl")
     path = os.path.join(work, "yearend.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_database(path)
     w.write_jsonl(w.yearend(events, members, seed), src)
     conn = db.connect(path)
     t_import, report = _timed(import_files, conn, [src])
