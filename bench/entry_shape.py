@@ -56,37 +56,41 @@ def _appending(conn):
     return stack
 
 
-def per_member(awards: list[tuple], path: str, batch: int) -> float:
+def _timed_appends(awards: list[tuple], path: str, batch: int, entries) -> float:
+    """CPU seconds of appending `entries(first index, awards of the batch)` batch by batch
+    on a fresh database, in one transaction with its commit."""
     conn, journal = _fresh(path)
     c0 = time.process_time()
     with _appending(conn):
         for s in range(0, len(awards), batch):
-            journal.append_seqs([
-                NewEntry(key=f"award:c:2025-02:monthly:{m}", effective=DAY, campaign="c", rule="c.rules",
-                         step="2025-02:monthly", events=ev, memo={"member": m, "target": a},
-                         postings=(Posting("system:funding", "basic", -a),
-                                   Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES)))
-                for m, a, ev in awards[s:s + batch]])
+            journal.append_seqs(entries(s, awards[s:s + batch]))
     cpu = time.process_time() - c0
     conn.close()
     return cpu
+
+
+def _entry_per_member(_s: int, part: list[tuple]) -> list[NewEntry]:
+    return [NewEntry(key=f"award:c:2025-02:monthly:{m}", effective=DAY, campaign="c", rule="c.rules",
+                     step="2025-02:monthly", events=ev, memo={"member": m, "target": a},
+                     postings=(Posting("system:funding", "basic", -a),
+                               Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES)))
+            for m, a, ev in part]
+
+
+def _entry_per_step(s: int, part: list[tuple]) -> list[NewEntry]:
+    credits = tuple(Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES) for m, a, _ in part)
+    return [NewEntry(key=f"award:c:2025-02:monthly:{s}", effective=DAY, campaign="c", rule="c.rules",
+                     step="2025-02:monthly", events=tuple(e for _, _, ev in part for e in ev),
+                     memo={"members": len(part)},
+                     postings=(Posting("system:funding", "basic", -sum(a for _, a, _ in part)),) + credits)]
+
+
+def per_member(awards: list[tuple], path: str, batch: int) -> float:
+    return _timed_appends(awards, path, batch, _entry_per_member)
 
 
 def per_step(awards: list[tuple], path: str, batch: int) -> float:
-    conn, journal = _fresh(path)
-    c0 = time.process_time()
-    with _appending(conn):
-        for s in range(0, len(awards), batch):
-            part = awards[s:s + batch]
-            credits = tuple(Posting(f"member:{m}:basic", "basic", a, expires=EXPIRES) for m, a, _ in part)
-            journal.append_seqs([NewEntry(
-                key=f"award:c:2025-02:monthly:{s}", effective=DAY, campaign="c", rule="c.rules",
-                step="2025-02:monthly", events=tuple(e for _, _, ev in part for e in ev),
-                memo={"members": len(part)},
-                postings=(Posting("system:funding", "basic", -sum(a for _, a, _ in part)),) + credits)])
-    cpu = time.process_time() - c0
-    conn.close()
-    return cpu
+    return _timed_appends(awards, path, batch, _entry_per_step)
 
 
 def main(argv=None) -> None:
